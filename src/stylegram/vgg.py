@@ -172,12 +172,12 @@ class VGG(nn.Module):
         out: dict[str, Tensor] = {}
         h = self.normalize(x)
         for spec in self.specs[: last + 1]:
-            h = self._apply(spec, h)
+            h = self._run_layer(spec, h)
             if spec.name in wanted:
                 out[spec.name] = h
         return out
 
-    def _apply(self, spec: LayerSpec, h: Tensor) -> Tensor:
+    def _run_layer(self, spec: LayerSpec, h: Tensor) -> Tensor:
         if spec.kind == "conv":
             return self.convs[spec.name](h)  # type: ignore[no-any-return]
         if spec.kind == "relu":

@@ -1,0 +1,97 @@
+"""Perceptual losses as pure tensor functions (Gatys et al. 2016; Johnson et al. 2016).
+
+Notation follows Gatys et al.: a layer l has N_l feature maps of M_l = H·W positions; F^l (N_l × M_l) holds the
+generated image's responses, P^l the content image's, G^l = F^l F^lᵀ and A^l the Gram matrices of the generated
+and the style image.
+
+All functions take batched feature maps (B, C, H, W) and return a scalar (summed over the batch), so that a
+batch of B images costs B times one image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+
+def _check_features(f: Tensor, name: str = "features") -> None:
+    if f.dim() != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(f.shape)}")
+
+
+def gram_matrix(f: Tensor) -> Tensor:
+    """Gram matrices G = F Fᵀ / M of (B, C, H, W) features, shape (B, C, C).
+
+    Departure from the paper, in form only: the paper's G is not divided by M. Dividing here keeps the
+    entries O(activation²) whatever the image size, which is better conditioned in float32;
+    :func:`style_layer_loss` multiplies the M back so the loss equals the paper's E_l exactly.
+    """
+    _check_features(f)
+    b, c, h, w = f.shape
+    flat = f.reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+
+
+def content_loss(f: Tensor, p: Tensor) -> Tensor:
+    """The paper's content loss ½ Σ (F − P)² (its equation 1)."""
+    _check_features(f)
+    if f.shape[1:] != p.shape[1:]:
+        raise ValueError(f"content features {tuple(f.shape)} and target {tuple(p.shape)} differ in shape")
+    return 0.5 * (f - p).pow(2).sum()
+
+
+def style_layer_loss(g: Tensor, a: Tensor) -> Tensor:
+    """The paper's E_l = 1/(4 N² M²) Σ (G − A)², given Gram matrices normalised by M (:func:`gram_matrix`).
+
+    With Ĝ = G/M and Â = A/M (shaped (B, N, N) or (N, N)): 1/(4N²M²) Σ(G − A)² = 1/(4N²) Σ(Ĝ − Â)².
+    """
+    if g.shape[-2:] != a.shape[-2:] or g.shape[-1] != g.shape[-2]:
+        raise ValueError(f"Gram matrices {tuple(g.shape)} and {tuple(a.shape)} must be square and alike")
+    n = g.shape[-1]
+    return (g - a).pow(2).sum() / (4.0 * n * n)
+
+
+def style_loss(
+    features: Mapping[str, Tensor], targets: Mapping[str, Tensor], weights: Mapping[str, float]
+) -> Tensor:
+    """The paper's L_style = Σ_l w_l E_l over the layers in ``weights`` (its equation 5).
+
+    ``targets`` are normalised Gram matrices (N, N) or (B, N, N) of the style image(s).
+    """
+    total: Tensor | None = None
+    for layer, w in weights.items():
+        f = features[layer]
+        e = style_layer_loss(gram_matrix(f), targets[layer])
+        total = w * e if total is None else total + w * e
+    if total is None:
+        raise ValueError("style_loss needs at least one layer")
+    return total
+
+
+def total_variation(x: Tensor) -> Tensor:
+    """Σ (x[i+1,j] − x[i,j])² + (x[i,j+1] − x[i,j])² over a (B, C, H, W) image: a smoothness prior.
+
+    The squared form (as in Mahendran & Vedaldi's β = 2 and Johnson et al.'s code) is differentiable everywhere.
+    """
+    _check_features(x, "image")
+    dh = x[:, :, 1:, :] - x[:, :, :-1, :]
+    dw = x[:, :, :, 1:] - x[:, :, :, :-1]
+    return dh.pow(2).sum() + dw.pow(2).sum()
+
+
+def blend_grams(grams: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+    """Weighted mean of several style images' Gram matrices, the target for blended styles.
+
+    Weights are normalised to sum to 1 (as neural-style does), so ``2,1`` means two thirds and one third.
+    """
+    if len(grams) != len(weights) or not grams:
+        raise ValueError("need one weight per Gram matrix, and at least one")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError("blend weights must be non-negative and not all zero")
+    total = float(sum(weights))
+    out = grams[0] * (weights[0] / total)
+    for g, w in zip(grams[1:], weights[1:], strict=True):
+        out = out + g * (w / total)
+    return out
