@@ -1,0 +1,325 @@
+"""Gatys et al., "A Neural Algorithm of Artistic Style" (2015/2016): style transfer by optimising an image.
+
+An image x is optimised so that its VGG responses match the content image's feature maps at the content layers
+and the style images' Gram matrices at the style layers:
+
+    L_total = α L_content + β L_style (+ λ_tv TV(x))
+
+Where this departs from the paper, a comment says so. Three entry points:
+
+* :func:`stylize` — PIL images or paths in, a PIL image out; loads the default offline VGG16.
+* :func:`run` — tensors in and out, with an options dataclass and an ``on_step`` callback.
+* :class:`GatysOptions` — every option with its default, in one place (the CLI derives from it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from . import color, images, losses
+from .events import OnStep, StepEvent
+from .vgg import VGG
+
+# The paper names layers after Caffe blobs, and Caffe's ReLUs work in place, so the paper's "conv4_2" response
+# is the rectified output, our relu4_2 (as in neural-style). Pass conv* names for pre-activation responses.
+PAPER_CONTENT_LAYERS = ("relu4_2",)
+PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def _opt(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class GatysOptions:
+    """Every option of Gatys style transfer, with its default. ``help`` metadata feeds the CLI."""
+
+    size: int = _opt(512, "longest side of the output in pixels")
+    iterations: int = _opt(500, "loss evaluations (one forward + backward pass each), whatever the optimiser")
+    content_weight: float = _opt(1.0, "α: weight of the content loss")
+    style_weight: float = _opt(10.0, "β: weight of the style loss; α/β sets the trade-off (lower = more style)")
+    tv_weight: float = _opt(0.0, "weight of the total-variation smoothness term (0 = off)")
+    content_layers: tuple[str, ...] = _opt(PAPER_CONTENT_LAYERS, "VGG layers for the content loss")
+    style_layers: tuple[str, ...] = _opt(PAPER_STYLE_LAYERS, "VGG layers for the style loss")
+    style_layer_weights: tuple[float, ...] | None = _opt(None, "weight w_l of each style layer (default: equal)")
+    style_blend_weights: tuple[float, ...] | None = _opt(None, "weight of each style image (default: equal)")
+    style_scale: float = _opt(1.0, "size of the style image(s) relative to the output")
+    original_colors: bool = _opt(False, "keep the content's colours (luminance-only transfer)")
+    init: str = _opt("noise", "start image: noise, content, style, or an image file")
+    optimizer: Literal["lbfgs", "adam"] = _opt("lbfgs", "optimiser: lbfgs or adam")
+    learning_rate: float | None = _opt(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)")
+    pooling: Literal["avg", "max"] = _opt("avg", "pooling in VGG: avg (the paper's choice) or max")
+    seed: int = _opt(0, "random seed for the noise start; same seed, same machine, same image")
+    model: str = _opt("vgg16-caffe", "weights id (see `stylegram weights list`)")
+    weights: str | None = _opt(None, "a weights file to use instead of the model's default location")
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _problems(self) -> Iterator[str]:
+        if self.size < 16 or self.size > 16384:
+            yield f"size must be between 16 and 16384 pixels, got {self.size}"
+        if self.iterations < 0:
+            yield "iterations must be >= 0"
+        for name in ("content_weight", "style_weight", "tv_weight", "style_scale"):
+            if getattr(self, name) < 0:
+                yield f"{name.replace('_', '-')} must be >= 0"
+        if self.style_scale <= 0:
+            yield "style-scale must be > 0"
+        if not self.content_layers and not self.style_layers:
+            yield "give at least one content or style layer"
+        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
+            yield (
+                f"{len(self.style_layer_weights)} style layer weights for {len(self.style_layers)} style layers"
+            )
+        if self.optimizer not in ("lbfgs", "adam"):
+            yield f"optimizer must be lbfgs or adam, got {self.optimizer!r}"
+        if self.pooling not in ("avg", "max"):
+            yield f"pooling must be avg or max, got {self.pooling!r}"
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            yield "learning rate must be > 0"
+
+    def replace(self, **changes: Any) -> GatysOptions:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class GatysResult:
+    image: Tensor  # (1, 3, H, W) RGB in [0, 1]
+    losses: dict[str, float]  # the last evaluation's weighted terms and total
+    iterations: int
+    stopped: bool  # True when on_step asked to stop before the budget was spent
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the image is pulled towards: content features and (blended) style Gram matrices."""
+
+    content: dict[str, Tensor]
+    style: dict[str, Tensor]
+    style_layer_weights: dict[str, float]
+
+
+def compute_targets(vgg: VGG, content: Tensor, styles: Sequence[Tensor], options: GatysOptions) -> Targets:
+    """Content features P^l and Gram targets A^l (blended across style images), computed once."""
+    if not styles and options.style_layers:
+        raise ValueError("style layers were given but no style image")
+    blend = options.style_blend_weights or tuple(1.0 for _ in styles)
+    if len(blend) != len(styles):
+        raise ValueError(f"{len(blend)} style blend weights for {len(styles)} style images")
+    layer_w = options.style_layer_weights or tuple(1.0 / len(options.style_layers) for _ in options.style_layers)
+    with torch.no_grad():
+        content_feats = vgg(content, options.content_layers) if options.content_layers else {}
+        per_style = [vgg(s, options.style_layers) for s in styles] if options.style_layers else []
+        style_targets = {
+            layer: losses.blend_grams([losses.gram_matrix(f[layer]) for f in per_style], blend)
+            for layer in options.style_layers
+        }
+    return Targets(
+        content={k: v.detach() for k, v in content_feats.items()},
+        style=style_targets,
+        style_layer_weights=dict(zip(options.style_layers, layer_w, strict=True)),
+    )
+
+
+class Objective:
+    """L_total(x) for one set of targets; calling it runs one forward pass and returns the weighted terms."""
+
+    def __init__(self, vgg: VGG, targets: Targets, options: GatysOptions) -> None:
+        self.vgg, self.targets, self.options = vgg, targets, options
+        self.layers = tuple(dict.fromkeys((*options.content_layers, *options.style_layers)))
+
+    def __call__(self, x: Tensor) -> dict[str, Tensor]:
+        o, t = self.options, self.targets
+        feats = self.vgg(x, self.layers)
+        terms: dict[str, Tensor] = {}
+        if t.content:
+            parts = [losses.content_loss(feats[k], v) for k, v in t.content.items()]
+            terms["content"] = o.content_weight * torch.stack(parts).sum()
+        if t.style:
+            terms["style"] = o.style_weight * losses.style_loss(feats, t.style, t.style_layer_weights)
+        if o.tv_weight > 0:
+            terms["tv"] = o.tv_weight * losses.total_variation(x)
+        terms["total"] = torch.stack(list(terms.values())).sum()
+        return terms
+
+
+class _Stop(Exception):
+    """Raised inside the L-BFGS closure to end the run early at the image just evaluated."""
+
+
+def initial_image(
+    init: str, content: Tensor, styles: Sequence[Tensor], seed: int, load: Callable[[str], Tensor] | None = None
+) -> Tensor:
+    """The start image at the content's size: white noise (seeded), the content, the first style, or a file."""
+    _, _, h, w = content.shape
+    if init == "noise":
+        # White noise in the pixel domain, as the paper's reconstructions start from.
+        gen = torch.Generator().manual_seed(seed)
+        return torch.rand((1, 3, h, w), generator=gen).to(content)
+    if init == "content":
+        return content.clone()
+    if init == "style":
+        return torch.nn.functional.interpolate(styles[0], size=(h, w), mode="bilinear", align_corners=False)
+    if load is None:
+        raise ValueError(f"init must be noise, content, style or an image file, got {init!r}")
+    return torch.nn.functional.interpolate(load(init).to(content), size=(h, w), mode="bilinear", align_corners=False)
+
+
+def run(
+    vgg: VGG,
+    content: Tensor,
+    styles: Sequence[Tensor],
+    options: GatysOptions,
+    *,
+    init: Tensor | None = None,
+    on_step: OnStep | None = None,
+) -> GatysResult:
+    """Optimise an image; tensors are RGB (1, 3, H, W) in [0, 1], already at their working sizes.
+
+    ``content`` sets the output size; ``styles`` are used at the size given (see :func:`prepare`).
+    ``init`` overrides ``options.init``. ``on_step`` is called after every loss evaluation and may return
+    True to stop. With ``options.original_colors`` the optimisation runs on luminance (Gatys et al. 2017) and
+    the content's colours are put back into the result and into every rendered step.
+    """
+    source = content
+    if options.original_colors:
+        content = color.grey_rgb(color.luminance(content))
+        styles = [color.match_luminance(s, source) for s in styles]
+    targets = compute_targets(vgg, content, styles, options)
+    objective = Objective(vgg, targets, options)
+    start = init if init is not None else initial_image(options.init, content, styles, options.seed, _load_tensor)
+    x = start.detach().clone().to(content).requires_grad_(True)
+
+    def render() -> Tensor:
+        out = x.detach().clamp(0, 1)
+        return color.keep_colors(out, source) if options.original_colors else out.clone()
+
+    state = _Loop(objective, x, options, on_step, render)
+    state.optimise()
+    return GatysResult(render(), state.last, state.count, state.stopped, time.perf_counter() - state.t0)
+
+
+class _Loop:
+    """Runs the optimiser for exactly ``options.iterations`` loss evaluations, reporting each one."""
+
+    def __init__(
+        self, objective: Objective, x: Tensor, options: GatysOptions, on_step: OnStep | None,
+        render: Callable[[], Tensor],
+    ) -> None:
+        self.objective, self.x, self.options = objective, x, options
+        self.on_step, self.render = on_step, render
+        self.count, self.stopped, self.last = 0, False, {}  # type: int, bool, dict[str, float]
+        self.t0 = time.perf_counter()
+
+    def evaluate(self) -> Tensor:
+        terms = self.objective(self.x)
+        self.x.grad = None
+        terms["total"].backward()
+        self.count += 1
+        self.last = {k: float(v.detach()) for k, v in terms.items()}
+        if self.on_step is not None:
+            event = StepEvent(
+                self.count, self.options.iterations, dict(self.last), time.perf_counter() - self.t0,
+                render=self.render,
+            )
+            if self.on_step(event):
+                self.stopped = True
+                raise _Stop
+        return terms["total"].detach()
+
+    def optimise(self) -> None:
+        n, o = self.options.iterations, self.options
+        try:
+            if o.optimizer == "adam":
+                opt: torch.optim.Optimizer = torch.optim.Adam([self.x], lr=o.learning_rate or 0.02)
+                while self.count < n:
+                    self.evaluate()
+                    opt.step()
+            else:
+                # No line search, like neural-style: one evaluation per iteration; history as in neural-style.
+                lbfgs = torch.optim.LBFGS(
+                    [self.x], lr=o.learning_rate or 1.0, max_iter=n, max_eval=n, history_size=100,
+                    tolerance_grad=0.0, tolerance_change=0.0,
+                )
+                while self.count < n:
+                    # L-BFGS may return early (e.g. a vanishing step); the next step() continues its history.
+                    for group in lbfgs.param_groups:
+                        group["max_iter"] = group["max_eval"] = n - self.count
+                    lbfgs.step(self.evaluate)
+        except _Stop:
+            pass
+
+
+def _load_tensor(path: str) -> Tensor:
+    return images.to_tensor(images.load_image(path))
+
+
+def style_size(content_size: tuple[int, int], scale: float) -> int:
+    """Longest side for a style image: ``scale`` × the output's longest side (neural-style's -style_scale)."""
+    return max(16, round(max(content_size) * scale))
+
+
+def prepare(
+    content: Image.Image, styles: Sequence[Image.Image], options: GatysOptions, device: torch.device | None = None
+) -> tuple[Tensor, list[Tensor]]:
+    """Resize content to ``options.size`` (longest side) and styles to ``style_scale`` × that; as tensors."""
+    c = images.resize_longest(content, options.size)
+    s = [images.resize_longest(im, style_size(c.size, options.style_scale)) for im in styles]
+    dev = device or torch.device("cpu")
+    return images.to_tensor(c).to(dev), [images.to_tensor(im).to(dev) for im in s]
+
+
+@lru_cache(maxsize=4)
+def _cached_vgg(model: str, weights: str | None, pooling: str, device: str) -> VGG:
+    from .weights import load_vgg  # imported here: weights pulls in onnx only when first needed
+
+    vgg, _ = load_vgg(model, path=weights, pooling=pooling, classifier=False, device=device)  # type: ignore[arg-type]
+    return vgg
+
+
+ImageLike = Image.Image | str | os.PathLike[str]
+
+
+def _as_image(x: ImageLike) -> Image.Image:
+    return x.convert("RGB") if isinstance(x, Image.Image) else images.load_image(x)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def stylize(
+    content: ImageLike,
+    style: ImageLike | Sequence[ImageLike],
+    *,
+    on_step: OnStep | None = None,
+    device: str | torch.device | None = None,
+    **options: Any,
+) -> Image.Image:
+    """Stylise ``content`` with one or more ``style`` images; ``options`` are :class:`GatysOptions` fields.
+
+    >>> out = stylize("photo.jpg", "painting.jpg", size=256, iterations=200)  # doctest: +SKIP
+    """
+    opts = GatysOptions(**options)
+    style_list = [style] if isinstance(style, (Image.Image, str, os.PathLike)) else list(style)
+    dev = torch.device(device) if device is not None else default_device()
+    vgg = _cached_vgg(opts.model, opts.weights, opts.pooling, str(dev))
+    c, s = prepare(_as_image(content), [_as_image(im) for im in style_list], opts, dev)
+    return images.to_pil(run(vgg, c, s, opts, on_step=on_step).image)
