@@ -22,6 +22,8 @@ demo: $(VENV)/.installed
 	$(BIN)/stylegram demo -o out/demo.png
 
 test: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev

@@ -116,13 +116,20 @@ class Targets:
     style_layer_weights: dict[str, float]
 
 
+def check(vgg: VGG, options: GatysOptions, n_styles: int) -> None:
+    """Raise ValueError, before any work, for layers the network lacks or weights that do not match the styles."""
+    for layer in (*options.content_layers, *options.style_layers):
+        vgg.spec(layer)
+    if options.style_layers and n_styles == 0:
+        raise ValueError("style layers were given but no style image")
+    if options.style_blend_weights is not None and len(options.style_blend_weights) != n_styles:
+        raise ValueError(f"{len(options.style_blend_weights)} style blend weights for {n_styles} style images")
+
+
 def compute_targets(vgg: VGG, content: Tensor, styles: Sequence[Tensor], options: GatysOptions) -> Targets:
     """Content features P^l and Gram targets A^l (blended across style images), computed once."""
-    if not styles and options.style_layers:
-        raise ValueError("style layers were given but no style image")
+    check(vgg, options, len(styles))
     blend = options.style_blend_weights or tuple(1.0 for _ in styles)
-    if len(blend) != len(styles):
-        raise ValueError(f"{len(blend)} style blend weights for {len(styles)} style images")
     layer_w = options.style_layer_weights or tuple(1.0 / len(options.style_layers) for _ in options.style_layers)
     with torch.no_grad():
         content_feats = vgg(content, options.content_layers) if options.content_layers else {}
@@ -231,7 +238,7 @@ class _Loop:
     def evaluate(self) -> Tensor:
         terms = self.objective(self.x)
         self.x.grad = None
-        terms["total"].backward()
+        terms["total"].backward()  # type: ignore[no-untyped-call]
         self.count += 1
         self.last = {k: float(v.detach()) for k, v in terms.items()}
         if self.on_step is not None:
@@ -253,16 +260,18 @@ class _Loop:
                     self.evaluate()
                     opt.step()
             else:
-                # No line search, like neural-style: one evaluation per iteration; history as in neural-style.
+                # Departure from neural-style (no line search): without one, L-BFGS's second step, scaled by
+                # poor early curvature estimates, can overshoot into inf/NaN, e.g. when starting from the content.
+                # A strong-Wolfe line search costs ~1.1 evaluations per iteration and never diverges.
                 lbfgs = torch.optim.LBFGS(
                     [self.x], lr=o.learning_rate or 1.0, max_iter=n, max_eval=n, history_size=100,
-                    tolerance_grad=0.0, tolerance_change=0.0,
+                    tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe",
                 )
                 while self.count < n:
                     # L-BFGS may return early (e.g. a vanishing step); the next step() continues its history.
                     for group in lbfgs.param_groups:
                         group["max_iter"] = group["max_eval"] = n - self.count
-                    lbfgs.step(self.evaluate)
+                    lbfgs.step(self.evaluate)  # type: ignore[no-untyped-call]
         except _Stop:
             pass
 

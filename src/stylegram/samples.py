@@ -22,12 +22,14 @@ def demo_content() -> Image.Image:
     """The astronaut photo (Eileen Collins, NASA, public domain) from ``skimage.data``."""
     from skimage import data  # imported here: scikit-image is slow to import and only this needs it
 
-    return Image.fromarray(data.astronaut()).convert("RGB")
+    photo: np.ndarray = data.astronaut()  # type: ignore[no-untyped-call]
+    return Image.fromarray(photo).convert("RGB")
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
-    return (field - field.mean()) / (field.std() + 1e-12)
+    field: np.ndarray = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
+    normalised: np.ndarray = (field - field.mean()) / (field.std() + 1e-12)
+    return normalised
 
 
 def _flow_angles(rng: np.random.Generator, size: int, vortices: int) -> np.ndarray:

@@ -91,6 +91,8 @@ class Normalization(nn.Module):
             shift = -torch.tensor(self.TORCHVISION_MEAN) / std
         else:
             raise ValueError(f"unknown normalisation {kind!r}")
+        self.scale: Tensor
+        self.shift: Tensor
         self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
 

@@ -1,0 +1,132 @@
+"""Gatys style transfer: options, the optimisation loop, reproducibility, colour control, end to end."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylegram import color, losses
+from stylegram.events import StepEvent
+from stylegram.gatys import GatysOptions, Objective, compute_targets, run
+from stylegram.vgg import VGG
+
+SMALL = {"content_layers": ("relu2_2",), "style_layers": ("relu1_1", "relu2_1"), "size": 32}
+
+
+def _images(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, 24, 32, generator=g), torch.rand(1, 3, 28, 28, generator=g)
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="size"):
+        GatysOptions(size=4)
+    with pytest.raises(ValueError, match="style layer weights"):
+        GatysOptions(style_layer_weights=(1.0,))
+    with pytest.raises(ValueError, match="content-weight"):
+        GatysOptions(content_weight=-1)
+    with pytest.raises(ValueError, match="optimizer"):
+        GatysOptions(optimizer="sgd")  # type: ignore[arg-type]
+    assert GatysOptions().replace(size=64).size == 64
+
+
+def test_defaults_are_the_papers_layers() -> None:
+    o = GatysOptions()
+    assert o.content_layers == ("relu4_2",)
+    assert o.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert o.pooling == "avg" and o.optimizer == "lbfgs"
+
+
+def test_objective_is_alpha_content_plus_beta_style(random_vgg: VGG) -> None:
+    content, style = _images()
+    o = GatysOptions(content_weight=3.0, style_weight=7.0, tv_weight=0.5, **SMALL)
+    t = compute_targets(random_vgg, content, [style], o)
+    x = torch.rand_like(content)
+    terms = Objective(random_vgg, t, o)(x)
+    feats = random_vgg(x, ["relu2_2", "relu1_1", "relu2_1"])
+    c = losses.content_loss(feats["relu2_2"], t.content["relu2_2"])
+    s = sum(0.5 * losses.style_layer_loss(losses.gram_matrix(feats[k]), t.style[k]) for k in ("relu1_1", "relu2_1"))
+    assert terms["content"].item() == pytest.approx(3.0 * c.item(), rel=1e-5)
+    assert terms["style"].item() == pytest.approx(7.0 * float(s), rel=1e-5)
+    assert terms["tv"].item() == pytest.approx(0.5 * losses.total_variation(x).item(), rel=1e-5)
+    assert terms["total"].item() == pytest.approx(sum(terms[k].item() for k in ("content", "style", "tv")), rel=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_counts_loss_evaluations_and_lowers_the_loss(random_vgg: VGG, optimizer: str) -> None:
+    content, style = _images()
+    events: list[StepEvent] = []
+    o = GatysOptions(iterations=25, optimizer=optimizer, **SMALL)  # type: ignore[arg-type]
+    result = run(random_vgg, content, [style], o, on_step=events.append)
+    assert [e.iteration for e in events] == list(range(1, 26))
+    assert result.iterations == 25 and not result.stopped
+    assert events[-1].losses["total"] < 0.5 * events[0].losses["total"]
+    assert result.image.shape == content.shape
+    assert result.image.min() >= 0.0 and result.image.max() <= 1.0
+
+
+def test_on_step_can_stop_the_run(random_vgg: VGG) -> None:
+    content, style = _images()
+    result = run(random_vgg, content, [style], GatysOptions(iterations=50, **SMALL), on_step=lambda e: e.iteration == 7)
+    assert result.stopped and result.iterations == 7
+
+
+def test_same_seed_same_pixels_and_other_seed_other_pixels(random_vgg: VGG) -> None:
+    content, style = _images()
+    o = GatysOptions(iterations=8, seed=5, **SMALL)
+    a = run(random_vgg, content, [style], o).image
+    b = run(random_vgg, content, [style], o).image
+    c = run(random_vgg, content, [style], o.replace(seed=6)).image
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_blended_styles_target_the_weighted_gram_mean(random_vgg: VGG) -> None:
+    content, s1 = _images(1)
+    _, s2 = _images(2)
+    o = GatysOptions(style_blend_weights=(3.0, 1.0), **SMALL)
+    t = compute_targets(random_vgg, content, [s1, s2], o)
+    g1 = losses.gram_matrix(random_vgg(s1, ["relu1_1"])["relu1_1"])
+    g2 = losses.gram_matrix(random_vgg(s2, ["relu1_1"])["relu1_1"])
+    assert torch.allclose(t.style["relu1_1"], 0.75 * g1 + 0.25 * g2, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="blend weights"):
+        compute_targets(random_vgg, content, [s1], o)
+
+
+def test_original_colors_keep_the_contents_chrominance(random_vgg: VGG) -> None:
+    content, style = _images()
+    o = GatysOptions(iterations=10, original_colors=True, init="content", **SMALL)
+    out = run(random_vgg, content, [style], o).image
+    iq_out, iq_content = color.rgb_to_yiq(out)[:, 1:], color.rgb_to_yiq(content)[:, 1:]
+    # Equal up to the clamp into [0, 1] after putting the colours back.
+    assert (iq_out - iq_content).abs().mean() < 0.02
+
+
+def test_luminance_matching_moments() -> None:
+    content, style = _images()
+    matched = color.match_luminance(style * 0.3, content)
+    y, yc = color.luminance(matched), color.luminance(content)
+    assert y.mean().item() == pytest.approx(yc.mean().item(), abs=2e-3)
+    assert y.std().item() == pytest.approx(yc.std().item(), rel=2e-2)
+    assert torch.allclose(color.yiq_to_rgb(color.rgb_to_yiq(content)), content, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_real_weights_end_to_end_style_loss_falls_far_below_the_contents(real_vgg: VGG) -> None:
+    """With the real VGG16, 60 L-BFGS evaluations from the content take its style loss far down."""
+    from PIL import Image
+    from skimage import data
+
+    from stylegram import images
+    from stylegram.samples import generated_painting
+
+    o = GatysOptions(size=64, iterations=60, init="content")
+    content = images.to_tensor(images.resize_longest(Image.fromarray(data.chelsea()), 64))
+    style = images.to_tensor(generated_painting(96, seed=3))
+    result = run(real_vgg, content, [style], o)
+    objective = Objective(real_vgg, compute_targets(real_vgg, content, [style], o), o)
+    with torch.no_grad():
+        before, after = objective(content), objective(result.image)
+    assert after["style"].item() < 0.1 * before["style"].item()
+    assert after["total"].item() < before["total"].item()
+
