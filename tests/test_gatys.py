@@ -39,7 +39,7 @@ def test_defaults_are_the_papers_layers() -> None:
 
 def test_objective_is_alpha_content_plus_beta_style(random_vgg: VGG) -> None:
     content, style = _images()
-    o = GatysOptions(content_weight=3.0, style_weight=7.0, tv_weight=0.5, **SMALL)
+    o = GatysOptions(content_weight=3.0, style_weight=7.0, tv_weight=0.5, precision="float32", **SMALL)
     t = compute_targets(random_vgg, content, [style], o)
     x = torch.rand_like(content)
     terms = Objective(random_vgg, t, o)(x)
@@ -84,7 +84,7 @@ def test_same_seed_same_pixels_and_other_seed_other_pixels(random_vgg: VGG) -> N
 def test_blended_styles_target_the_weighted_gram_mean(random_vgg: VGG) -> None:
     content, s1 = _images(1)
     _, s2 = _images(2)
-    o = GatysOptions(style_blend_weights=(3.0, 1.0), **SMALL)
+    o = GatysOptions(style_blend_weights=(3.0, 1.0), precision="float32", **SMALL)
     t = compute_targets(random_vgg, content, [s1, s2], o)
     g1 = losses.gram_matrix(random_vgg(s1, ["relu1_1"])["relu1_1"])
     g2 = losses.gram_matrix(random_vgg(s2, ["relu1_1"])["relu1_1"])

@@ -182,7 +182,8 @@ def _run_and_save(ns: argparse.Namespace, options: GatysOptions, content: Any, s
     with _StopOnInterrupt() as stopper:
         result = run(vgg, c, s, options, on_step=lambda e: progress.step(e, stopper.requested))
     progress.close()
-    meta.update(iterations=result.iterations, losses=result.losses, seconds=round(result.elapsed, 2),
+    meta.update(options=result.options.to_dict(), iterations=result.iterations, losses=result.losses,
+                seconds=round(result.elapsed, 2),
                 interrupted=result.stopped)
     images.save_image(images.to_pil(result.image), out, meta)
     h, w = result.image.shape[-2:]

@@ -11,6 +11,7 @@ batch of B images costs B times one image.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,6 +20,27 @@ from torch import Tensor
 def _check_features(f: Tensor, name: str = "features") -> None:
     if f.dim() != 4:
         raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(f.shape)}")
+
+
+class _Gram(torch.autograd.Function):
+    """G = F Fᵀ / M with a one-product backward.
+
+    Autograd's own bmm backward differentiates F and Fᵀ as two inputs: two (C × C)·(C × M) products plus an
+    accumulation of two (C, M) gradients. Since ∂L/∂F = (dG + dGᵀ) F / M, one product does, which saves about
+    a third of the Gram arithmetic and a pass over the largest feature maps per evaluation.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, flat: Tensor) -> Tensor:  # flat: (B, C, M)
+        ctx.save_for_backward(flat)
+        return torch.bmm(flat, flat.transpose(1, 2)) / flat.shape[2]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # grad: (B, C, C)
+        (flat,) = ctx.saved_tensors
+        # Scale the small (C, C) factor, not the (C, M) product.
+        out: Tensor = torch.bmm((grad + grad.transpose(1, 2)) / flat.shape[2], flat)
+        return out
 
 
 def gram_matrix(f: Tensor) -> Tensor:
@@ -30,8 +52,8 @@ def gram_matrix(f: Tensor) -> Tensor:
     """
     _check_features(f)
     b, c, h, w = f.shape
-    flat = f.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
+    out: Tensor = _Gram.apply(f.reshape(b, c, h * w))  # type: ignore[no-untyped-call]
+    return out
 
 
 def content_loss(f: Tensor, p: Tensor) -> Tensor:

@@ -159,7 +159,7 @@ def load_vgg(
         if not file.is_file():
             raise WeightsError(f"weights file not found: {file}")
         state, meta = _read_state(file)
-        norm = _file_normalization(meta, source)
+        norm = _file_normalization(meta, source, torchvision_layout=any(k.startswith("features.") for k in state))
         source_id, expected_arch = "file", None
     else:
         src = _source(source or DEFAULT_SOURCE)
@@ -372,15 +372,17 @@ def _read_state(file: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     raise WeightsError(f"{file}: unsupported weights file type {suffix!r}; use .pth, .pt or .safetensors")
 
 
-def _file_normalization(meta: Mapping[str, str], source: str | None) -> NormKind:
-    """What a user file expects: what we recorded when we wrote it (a fact, so it beats a default source id),
-    else the source's, else torchvision's."""
+def _file_normalization(meta: Mapping[str, str], source: str | None, *, torchvision_layout: bool) -> NormKind:
+    """What a user file expects: what we recorded when we wrote it (a fact, so it beats a default source id);
+    torchvision's for a file in torchvision's key layout (``features.N``); else the source's, else torchvision's."""
     try:
         recorded = json.loads(meta.get(_META_KEY, "{}")).get("normalization")
     except (json.JSONDecodeError, AttributeError):
         recorded = None
     if recorded in ("caffe", "torchvision"):
         return "caffe" if recorded == "caffe" else "torchvision"
+    if torchvision_layout:
+        return "torchvision"
     return _source(source).normalization if source is not None else "torchvision"
 
 
