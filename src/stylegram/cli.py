@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="print how an output image was made")
     i.add_argument("image")
+    for name, func in COMMANDS.items():
+        sub.choices[name].set_defaults(func=func)
+    # Other methods add their own subcommands (each sets its own ``func``).
+    from . import cli_fast, cli_figures
+
+    cli_fast.register(sub)
+    cli_figures.register(sub)
     return p
 
 
@@ -303,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     start = time.perf_counter()
     try:
-        code = COMMANDS[ns.command](ns)
+        code: int = ns.func(ns)
     except (UsageError, images.ImageError, WeightsError) as e:
         print(f"stylegram: error: {e}", file=sys.stderr)
         return EXIT_USAGE
