@@ -46,13 +46,21 @@ CONTENT_LAYER, STYLE_LAYERS = "conv4_2", ("conv1_1", "conv2_1", "conv3_1", "conv
 # --------------------------------------------------------------------------------------------- measuring
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 3072, repeats: int = 6) -> float:
-    """Best GFLOP/s of an n×n matrix product on this machine, all threads."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 6) -> float:
+    """Best GFLOP/s of an n×n matrix product on this device (all CPU threads)."""
+    n = 8192 if device.type == "cuda" else 3072
+    a, b = torch.randn(n, n, device=device).to(dtype), torch.randn(n, n, device=device).to(dtype)
     best = float("inf")
     for _ in range(repeats):
+        _sync(device)
         t = time.perf_counter()
         torch.mm(a, b)
+        _sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
@@ -89,7 +97,14 @@ class PeakRSS:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * 4096
 
-    def measure(self, fn: Callable[[], Any]) -> tuple[Any, float]:
+    def measure(self, fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            result = fn()
+            torch.cuda.synchronize(device)
+            return result, (torch.cuda.max_memory_allocated(device) - base) / 2**20
         gc.collect()
         if self._libc is not None:
             self._libc.malloc_trim(0)
@@ -167,37 +182,39 @@ def main() -> int:
     p.add_argument("--sizes", default="256,512")
     p.add_argument("--evals", type=int, default=12, help="loss evaluations per timed run")
     p.add_argument("--repeats", type=int, default=2, help="alternating rounds per size (the best is kept)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (peak memory is then the GPU's allocator peak)")
     p.add_argument("--precision", default="auto", help="stylegram's precision: auto (its default), float32, bfloat16")
     args = p.parse_args()
     if not (SHARED / "baselines" / "textbook_gatys.py").exists():
         print(f"needs {SHARED}/baselines/textbook_gatys.py and {SHARED}/images", file=sys.stderr)
         return 2
     tb = load_baseline()
-    vgg, info = load_vgg("vgg16-caffe", pooling="avg")
+    device = torch.device(args.device)
+    vgg, info = load_vgg("vgg16-caffe", pooling="avg", device=device)
     features, names = as_sequential(vgg), baseline_names(vgg)
     content = images.load_image(SHARED / "images" / "tubingen.jpg")
     style = images.load_image(SHARED / "images" / "starry_night.jpg")
-    peak32 = matmul_peak(torch.float32)
-    peak16 = matmul_peak(torch.bfloat16)
+    peak32 = matmul_peak(torch.float32, device)
+    peak16 = matmul_peak(torch.bfloat16, device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; weights {info.source} {info.sha256[:12]}")
     print(f"matrix-multiply peak: float32 {peak32:.1f} GFLOP/s, bfloat16 {peak16:.1f} GFLOP/s")
     from stylegram.gatys import resolve_precision
 
-    precision = resolve_precision(GatysOptions(precision=args.precision), torch.device("cpu")).precision
+    precision = resolve_precision(GatysOptions(precision=args.precision), device).precision
     print(f"stylegram precision: {precision} (asked: {args.precision}); the baseline runs float32")
     peak = peak16 if precision == "bfloat16" else peak32
     mem = PeakRSS()
     for size in (int(x) for x in args.sizes.split(",")):
-        c, _ = prepare(content, [], GatysOptions(size=size))
+        c, _ = prepare(content, [], GatysOptions(size=size), device)
         h, w = c.shape[-2:]
         # The textbook code runs the style image through its content-loss module too: it needs equal sizes.
-        s = images.to_tensor(images.resize_to(style, (w, h)))
+        s = images.to_tensor(images.resize_to(style, (w, h))).to(device)
         ours, base, mem_ours, mem_base = [], [], 0.0, 0.0
         for _ in range(args.repeats):
-            t, m = mem.measure(functools.partial(run_stylegram, vgg, c, s, args.evals, precision))
+            t, m = mem.measure(functools.partial(run_stylegram, vgg, c, s, args.evals, precision), device)
             ours.append(t)
             mem_ours = max(mem_ours, m)
-            t, m = mem.measure(functools.partial(run_baseline, tb, features, names, c, s, args.evals))
+            t, m = mem.measure(functools.partial(run_baseline, tb, features, names, c, s, args.evals), device)
             base.append(t)
             mem_base = max(mem_base, m)
         layers = [CONTENT_LAYER, *STYLE_LAYERS]

@@ -53,7 +53,7 @@ def _add_option_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] =
         flag = "--" + f.name.replace("_", "-")
         hint, default = hints[f.name], f.default
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        text = f"{f.metadata['help']} (default: {shown})"
+        text = f.metadata["help"] if default is None else f"{f.metadata['help']} (default: {shown})"
         args = typing.get_args(hint)
         if hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
