@@ -61,6 +61,8 @@ def test_counts_loss_evaluations_and_lowers_the_loss(random_vgg: VGG, optimizer:
     assert [e.iteration for e in events] == list(range(1, 26))
     assert result.iterations == 25 and not result.stopped
     assert events[-1].losses["total"] < 0.5 * events[0].losses["total"]
+    # The image returned is the best one evaluated, and its losses are reported.
+    assert result.losses["total"] == min(e.losses["total"] for e in events)
     assert result.image.shape == content.shape
     assert result.image.min() >= 0.0 and result.image.max() <= 1.0
 

@@ -14,7 +14,9 @@ Where this departs from the paper, a comment says so. Three entry points:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -107,11 +109,12 @@ class GatysOptions:
 @dataclass(frozen=True)
 class GatysResult:
     image: Tensor  # (1, 3, H, W) RGB in [0, 1]
-    losses: dict[str, float]  # the last evaluation's weighted terms and total
+    losses: dict[str, float]  # the weighted terms and total of the returned (best) image
     iterations: int
     stopped: bool  # True when on_step asked to stop before the budget was spent
     elapsed: float
     options: GatysOptions  # as run: precision="auto" resolved
+    diverged: bool = False  # the loss became inf/NaN; the image is the best one before that
 
 
 @dataclass(frozen=True)
@@ -205,10 +208,6 @@ class Objective:
         return terms
 
 
-class _Stop(Exception):
-    """Raised inside the L-BFGS closure to end the run early at the image just evaluated."""
-
-
 def initial_image(
     init: str, content: Tensor, styles: Sequence[Tensor], seed: int, load: Callable[[str], Tensor] | None = None
 ) -> Tensor:
@@ -253,17 +252,43 @@ def run(
     start = init if init is not None else initial_image(options.init, content, styles, options.seed, _load_tensor)
     x = start.detach().clone().to(content).requires_grad_(True)
 
-    def render() -> Tensor:
-        out = x.detach().clamp(0, 1)
+    def render(image: Tensor) -> Tensor:
+        out = image.detach().clamp(0, 1)
         return color.keep_colors(out, source) if options.original_colors else out.clone()
 
-    state = _Loop(objective, x, options, on_step, render)
-    state.optimise()
-    return GatysResult(render(), state.last, state.count, state.stopped, time.perf_counter() - state.t0, options)
+    loop = _Loop(objective, x, options, on_step, lambda: render(x))
+    with _deterministic_cudnn():
+        loop.optimise()
+    best = loop.best if loop.best is not None else x
+    return GatysResult(render(best), loop.best_terms, loop.count, loop.stopped, time.perf_counter() - loop.t0,
+                       options, loop.diverged)
+
+
+@contextlib.contextmanager
+def _deterministic_cudnn() -> Iterator[None]:
+    """cuDNN's deterministic algorithms for the run, so that the same seed gives the same pixels on a GPU too
+    (its fastest algorithms accumulate in a varying order, and L-BFGS amplifies the differences)."""
+    flags = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags
+
+
+class _Stop(Exception):
+    """Raised inside the optimiser's closure to end the run: asked to stop, budget spent, or diverged."""
 
 
 class _Loop:
-    """Runs the optimiser for exactly ``options.iterations`` loss evaluations, reporting each one."""
+    """Runs the optimiser for exactly ``options.iterations`` loss evaluations, reporting each one.
+
+    Keeps the best image evaluated so far: L-BFGS's line search evaluates trial points, and the run may be
+    stopped in the middle of one, so the last image evaluated is not always the best.
+    """
+
+    # The first L-BFGS step moves the mean pixel by about this much (in [0, 1] units); see optimise().
+    FIRST_STEP = 0.01
 
     def __init__(
         self, objective: Objective, x: Tensor, options: GatysOptions, on_step: OnStep | None,
@@ -271,48 +296,64 @@ class _Loop:
     ) -> None:
         self.objective, self.x, self.options = objective, x, options
         self.on_step, self.render = on_step, render
-        self.count, self.stopped, self.last = 0, False, {}  # type: int, bool, dict[str, float]
+        self.count, self.stopped, self.diverged = 0, False, False
+        self.best: Tensor | None = None
+        self.best_terms: dict[str, float] = {}
         self.t0 = time.perf_counter()
 
     def evaluate(self) -> Tensor:
+        if self.count >= self.options.iterations:
+            raise _Stop  # the line search wants more than the budget allows
         terms = self.objective(self.x)
         self.x.grad = None
         terms["total"].backward()  # type: ignore[no-untyped-call]
         self.count += 1
-        self.last = {k: float(v.detach()) for k, v in terms.items()}
+        last = {k: float(v.detach()) for k, v in terms.items()}
+        if not math.isfinite(last["total"]):
+            self.diverged = True
+            raise _Stop
+        if self.best is None or last["total"] < self.best_terms["total"]:
+            self.best, self.best_terms = self.x.detach().clone(), last
         if self.on_step is not None:
-            event = StepEvent(
-                self.count, self.options.iterations, dict(self.last), time.perf_counter() - self.t0,
-                render=self.render,
-            )
+            event = StepEvent(self.count, self.options.iterations, last, time.perf_counter() - self.t0,
+                              render=self.render)
             if self.on_step(event):
                 self.stopped = True
                 raise _Stop
         return terms["total"].detach()
 
     def optimise(self) -> None:
-        n, o = self.options.iterations, self.options
         try:
-            if o.optimizer == "adam":
-                opt: torch.optim.Optimizer = torch.optim.Adam([self.x], lr=o.learning_rate or 0.02)
-                while self.count < n:
-                    self.evaluate()
-                    opt.step()
+            if self.options.optimizer == "adam":
+                self._adam()
             else:
-                # Departure from neural-style (no line search): without one, L-BFGS's second step, scaled by
-                # poor early curvature estimates, can overshoot into inf/NaN, e.g. when starting from the content.
-                # A strong-Wolfe line search costs ~1.1 evaluations per iteration and never diverges.
-                lbfgs = torch.optim.LBFGS(
-                    [self.x], lr=o.learning_rate or 1.0, max_iter=n, max_eval=n, history_size=100,
-                    tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe",
-                )
-                while self.count < n:
-                    # L-BFGS may return early (e.g. a vanishing step); the next step() continues its history.
-                    for group in lbfgs.param_groups:
-                        group["max_iter"] = group["max_eval"] = n - self.count
-                    lbfgs.step(self.evaluate)  # type: ignore[no-untyped-call]
+                self._lbfgs()
         except _Stop:
             pass
+
+    def _adam(self) -> None:
+        opt = torch.optim.Adam([self.x], lr=self.options.learning_rate or 0.02)
+        while self.count < self.options.iterations:
+            self.evaluate()
+            opt.step()
+
+    def _lbfgs(self) -> None:
+        n, lr = self.options.iterations, self.options.learning_rate or 1.0
+        # Departure from neural-style, which runs L-BFGS without a line search: its first step is 1/|g|_1 along
+        # -g, about 1e-6 per pixel for a megapixel image, and the curvature pair from such a step can scale the
+        # second step into inf/NaN. Here the first iteration is a steepest-descent step sized to move the mean
+        # pixel by FIRST_STEP, and every iteration uses a strong-Wolfe line search (~1.1 evaluations each).
+        lbfgs = torch.optim.LBFGS([self.x], lr=self.FIRST_STEP * self.x.numel(), max_iter=1, max_eval=n,
+                                  history_size=100, tolerance_grad=0.0, tolerance_change=0.0,
+                                  line_search_fn="strong_wolfe")
+        lbfgs.step(self.evaluate)  # type: ignore[no-untyped-call]
+        for group in lbfgs.param_groups:
+            group["lr"] = lr
+        while self.count < n:
+            # L-BFGS may return early (e.g. a vanishing step); the next step() continues its history.
+            for group in lbfgs.param_groups:
+                group["max_iter"] = group["max_eval"] = n - self.count
+            lbfgs.step(self.evaluate)  # type: ignore[no-untyped-call]
 
 
 def _load_tensor(path: str) -> Tensor:
