@@ -151,7 +151,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     from .samples import demo_content, generated_painting
 
     # Small enough to finish in a few minutes on a laptop CPU; every default can be overridden.
-    base = GatysOptions(size=256, iterations=300, init="content")
+    base = GatysOptions(size=256, iterations=300)
     options = _options_from(ns, base)
     out = images.check_output(ns.output, [])
     inputs = {"content": "skimage.data.astronaut", "styles": ["stylegram.samples.generated_painting(seed=7)"]}
