@@ -147,8 +147,8 @@ def baseline_names(vgg: VGG) -> dict[str, str]:
     return {name: f"conv_{i + 1}" for i, name in enumerate(convs)}
 
 
-def load_baseline() -> Any:
-    sys.path.insert(0, str(SHARED / "baselines"))
+def load_baseline(shared: Path) -> Any:
+    sys.path.insert(0, str(shared / "baselines"))
     import textbook_gatys  # type: ignore[import-not-found]
 
     return textbook_gatys
@@ -182,18 +182,20 @@ def main() -> int:
     p.add_argument("--sizes", default="256,512")
     p.add_argument("--evals", type=int, default=12, help="loss evaluations per timed run")
     p.add_argument("--repeats", type=int, default=2, help="alternating rounds per size (the best is kept)")
+    p.add_argument("--shared", type=Path, default=SHARED, help="folder with baselines/ and images/ (../shared)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (peak memory is then the GPU's allocator peak)")
     p.add_argument("--precision", default="auto", help="stylegram's precision: auto (its default), float32, bfloat16")
     args = p.parse_args()
-    if not (SHARED / "baselines" / "textbook_gatys.py").exists():
-        print(f"needs {SHARED}/baselines/textbook_gatys.py and {SHARED}/images", file=sys.stderr)
+    shared: Path = args.shared
+    if not (shared / "baselines" / "textbook_gatys.py").exists():
+        print(f"needs {shared}/baselines/textbook_gatys.py and {shared}/images", file=sys.stderr)
         return 2
-    tb = load_baseline()
+    tb = load_baseline(shared)
     device = torch.device(args.device)
     vgg, info = load_vgg("vgg16-caffe", pooling="avg", device=device)
     features, names = as_sequential(vgg), baseline_names(vgg)
-    content = images.load_image(SHARED / "images" / "tubingen.jpg")
-    style = images.load_image(SHARED / "images" / "starry_night.jpg")
+    content = images.load_image(shared / "images" / "tubingen.jpg")
+    style = images.load_image(shared / "images" / "starry_night.jpg")
     peak32 = matmul_peak(torch.float32, device)
     peak16 = matmul_peak(torch.bfloat16, device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; weights {info.source} {info.sha256[:12]}")
