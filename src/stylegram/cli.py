@@ -329,4 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under `python -m stylegram.cli` this file runs as __main__, a second copy of the module: dispatch to the
+    # importable stylegram.cli so that its UsageError is the one the other modules raise and main() catches.
+    from stylegram.cli import main as _main
+
+    sys.exit(_main())
