@@ -33,7 +33,7 @@ class UsageError(Exception):
 # Options: argparse arguments derived from the GatysOptions dataclass, so defaults and help live in one place.
 
 
-def _split(kind: type) -> Callable[[str], tuple[Any, ...]]:
+def split_list(kind: type) -> Callable[[str], tuple[Any, ...]]:
     def parse(text: str) -> tuple[Any, ...]:
         try:
             return tuple(kind(part.strip()) for part in text.split(",") if part.strip())
@@ -60,7 +60,7 @@ def _add_option_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] =
         elif typing.get_origin(hint) is typing.Literal:
             parser.add_argument(flag, choices=args, default=None, help=text)
         elif (item := _tuple_item(hint)) is not None:
-            parser.add_argument(flag, type=_split(item), default=None, metavar="A,B,…", help=text)
+            parser.add_argument(flag, type=split_list(item), default=None, metavar="A,B,…", help=text)
         else:
             base = next((a for a in args if a is not type(None)), hint) if args else hint
             parser.add_argument(flag, type=base, default=None, help=text)
@@ -143,7 +143,7 @@ def cmd_stylize(ns: argparse.Namespace) -> int:
     out = images.check_output(ns.output, [ns.content, *ns.styles])
     content = images.load_image(ns.content)
     styles = [images.load_image(p) for p in ns.styles]
-    inputs = {"content": _describe_input(ns.content), "styles": [_describe_input(p) for p in ns.styles]}
+    inputs = {"content": describe_input(ns.content), "styles": [describe_input(p) for p in ns.styles]}
     return _run_and_save(ns, options, content, styles, out, inputs)
 
 
@@ -158,7 +158,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     return _run_and_save(ns, options, demo_content(), [generated_painting(384, seed=7)], out, inputs)
 
 
-def _describe_input(path: str) -> dict[str, str]:
+def describe_input(path: str) -> dict[str, str]:
     data = Path(path).read_bytes()
     return {"file": os.path.basename(path), "sha256": hashlib.sha256(data).hexdigest()}
 
@@ -186,7 +186,7 @@ def _run_and_save(ns: argparse.Namespace, options: GatysOptions, content: Any, s
         "torch": torch.__version__,
     }
     progress = _Progress(ns, out, meta)
-    with _StopOnInterrupt() as stopper:
+    with StopOnInterrupt() as stopper:
         result = run(vgg, c, s, options, on_step=lambda e: progress.step(e, stopper.requested))
     progress.close()
     meta.update(options=result.options.to_dict(), iterations=result.iterations, losses=result.losses,
@@ -225,7 +225,7 @@ class _Progress:
         self.bar.close()
 
 
-class _StopOnInterrupt:
+class StopOnInterrupt:
     """First Ctrl-C asks the run to stop after the current step; a second one aborts at once."""
 
     def __init__(self) -> None:
@@ -237,7 +237,7 @@ class _StopOnInterrupt:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __enter__(self) -> _StopOnInterrupt:
+    def __enter__(self) -> StopOnInterrupt:
         self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 

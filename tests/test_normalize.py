@@ -1,0 +1,128 @@
+"""The normalised VGG: unit mean activations on the calibration images, same network up to per-channel scales."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import safetensors
+import torch
+
+from stylegram.normalize import (
+    CALIBRATION_IMAGES,
+    CALIBRATION_POOLING,
+    DEAD_FILTER,
+    FILENAME,
+    NORMALIZED_ID,
+    calibration_images,
+    ensure_normalized,
+    load_normalized_vgg,
+    normalize_vgg,
+    relu_means,
+)
+from stylegram.vgg import VGG
+from stylegram.weights import cache_dir
+
+RELUS = [f"relu{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for i in range(1, n + 1)]
+
+
+def assert_positively_proportional(orig: dict[str, torch.Tensor], norm: dict[str, torch.Tensor],
+                                   means: dict[str, torch.Tensor]) -> None:
+    """relu_l(normalised) · m_l == relu_l(original), channel by channel, for every relu layer.
+
+    Filters that never fire (m_l = 0) keep their scale, so they compare with factor 1 (both are all zero).
+    """
+    for name in RELUS:
+        m = torch.where(means[name] > DEAD_FILTER, means[name], torch.ones_like(means[name]))
+        scale = orig[name].abs().max()
+        torch.testing.assert_close(norm[name] * m[None, :, None, None], orig[name], rtol=1e-3,
+                                   atol=1e-4 * float(scale), msg=lambda text, n=name: f"{n}: {text}")
+
+
+def test_random_network_normalises_exactly(random_vgg: VGG) -> None:
+    g = torch.Generator().manual_seed(0)
+    batch = [torch.rand(1, 3, 32, 32, generator=g) for _ in range(2)]
+    norm = normalize_vgg(random_vgg, batch)
+    assert norm.pooling == random_vgg.pooling and norm.normalize.kind == random_vgg.normalize.kind
+    before = relu_means(random_vgg, batch)
+    dead = 0
+    for name, m in relu_means(norm, batch).items():
+        live = before[name] > DEAD_FILTER
+        # Random weights leave some filters that (almost) never fire: they keep their scale, not blown up by 1/~0.
+        torch.testing.assert_close(m[~live], before[name][~live], rtol=1e-3, atol=1e-8, msg=name)
+        torch.testing.assert_close(m[live], torch.ones_like(m[live]), rtol=0, atol=1e-3, msg=name)
+        dead += int((~live).sum())
+    assert dead > 0, "the fixture was expected to have dead filters, to exercise their guard"
+    x = torch.rand(1, 3, 36, 44, generator=g)  # an image it was not calibrated on
+    with torch.no_grad():
+        assert_positively_proportional(random_vgg(x, RELUS), norm(x, RELUS), before)
+
+
+def test_calibration_images_are_square_rgb_photos() -> None:
+    batch = calibration_images(CALIBRATION_IMAGES[:2], size=64)
+    assert [tuple(x.shape) for x in batch] == [(1, 3, 64, 64)] * 2
+    assert all(float(x.min()) >= 0 and float(x.max()) <= 1 and float(x.std()) > 0.05 for x in batch)
+    with pytest.raises(ValueError, match="no image 'nonesuch'"):
+        calibration_images(["nonesuch"])
+
+
+@pytest.fixture(scope="module")
+def calibration() -> list[torch.Tensor]:
+    return calibration_images()
+
+
+@pytest.fixture(scope="module")
+def original_means(real_vgg: VGG, calibration: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    from stylegram.weights import load_vgg
+
+    original, _ = load_vgg("vgg16-caffe", pooling=CALIBRATION_POOLING)
+    return relu_means(original, calibration)
+
+
+@pytest.fixture(scope="module")
+def normalized_max(real_vgg: VGG) -> VGG:
+    vgg, info = load_normalized_vgg(pooling="max")
+    assert info.source == NORMALIZED_ID and info.normalization == "caffe"
+    return vgg
+
+
+def test_real_network_has_unit_mean_activations(normalized_max: VGG, calibration: list[torch.Tensor]) -> None:
+    for name, m in relu_means(normalized_max, calibration).items():
+        assert m.shape[0] in (64, 128, 256, 512)
+        torch.testing.assert_close(m, torch.ones_like(m), rtol=0, atol=1e-3, msg=name)
+
+
+def test_real_network_is_the_original_up_to_positive_channel_scales(
+    real_vgg: VGG, normalized_max: VGG, original_means: dict[str, torch.Tensor]
+) -> None:
+    from stylegram.images import to_tensor
+    from stylegram.samples import generated_painting
+
+    means = original_means
+    original = real_vgg  # average pooling: proportionality holds for either pooling, whatever was calibrated
+    normalized, _ = load_normalized_vgg(pooling="avg")
+    x = to_tensor(generated_painting(64, seed=3))  # not a calibration image
+    with torch.no_grad():
+        assert_positively_proportional(original(x, RELUS), normalized(x, RELUS), means)
+    # The raw network's layers differ by orders of magnitude; that is what the normalisation removes.
+    per_layer = torch.stack([means[n].mean() for n in RELUS])
+    assert float(per_layer.max() / per_layer.min()) > 50
+
+
+def test_cache_file_is_reused_and_rebuilt_when_stale(normalized_max: VGG) -> None:
+    target = cache_dir() / FILENAME
+    assert ensure_normalized() == target
+    with safetensors.safe_open(str(target), "pt") as handle:
+        meta = json.loads((handle.metadata() or {})["stylegram"])
+    assert meta["source"] == NORMALIZED_ID and meta["base"] == "vgg16-caffe" and meta["normalization"] == "caffe"
+    assert meta["calibration_images"][0] == "skimage.data.astronaut"
+    stamp = target.stat().st_mtime_ns
+    ensure_normalized()
+    assert target.stat().st_mtime_ns == stamp, "an up-to-date file was rebuilt"
+    target.write_bytes(b"not safetensors")
+    ensure_normalized()
+    assert target.stat().st_size > 50_000_000 and not any(
+        p.name.endswith(".tmp") for p in target.parent.iterdir()
+    )
+    os.utime(target)  # leave it valid for later tests
