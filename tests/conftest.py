@@ -15,6 +15,15 @@ def tiny_input() -> torch.Tensor:
     return torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Small networks on a shared two-core machine: intra-op threads spin against other processes, one is faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def random_vgg() -> VGG:
     """VGG16 with seeded random weights: the right shapes and code paths, at no loading cost."""

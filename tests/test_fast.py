@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,14 +22,7 @@ from stylegram.fast import FORMAT, METADATA_KEY, ModelError, ModelInfo, load_mod
 from stylegram.transformer import TransformerNet
 from stylegram.video import VideoError, stylize_video
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # On a shared two-core machine, intra-op threads spin against other processes: one thread is far faster.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 INFO = ModelInfo(width=0.5, style_image="wave.jpg", style_size=512, content_weight=1.0, style_weight=10.0,
