@@ -132,3 +132,18 @@ def test_real_weights_end_to_end_style_loss_falls_far_below_the_contents(real_vg
     assert after["style"].item() < 0.1 * before["style"].item()
     assert after["total"].item() < before["total"].item()
 
+
+
+def test_color_histogram_transfer_moves_the_styles_colours_to_the_contents() -> None:
+    g = torch.Generator().manual_seed(3)
+    content = torch.rand(1, 3, 40, 40, generator=g) * torch.tensor([0.3, 0.6, 0.2]).view(1, 3, 1, 1) + 0.2
+    style = torch.rand(1, 3, 30, 50, generator=g) * torch.tensor([0.5, 0.1, 0.8]).view(1, 3, 1, 1)
+    out = color.match_color_histogram(style, content)
+    assert out.shape == style.shape
+    mean_c, cov_c = color._mean_cov(content)
+    mean_o, cov_o = color._mean_cov(out)
+    assert torch.allclose(mean_o, mean_c, atol=1e-3)
+    assert torch.allclose(cov_o, cov_c, atol=2e-3)
+    # Structure is kept: the recoloured style is an affine function of the original, pixel by pixel.
+    grey_in, grey_out = style.mean(1).flatten(), out.mean(1).flatten()
+    assert torch.corrcoef(torch.stack([grey_in, grey_out]))[0, 1].abs() > 0.3

@@ -61,3 +61,35 @@ def keep_colors(stylised: Tensor, content: Tensor) -> Tensor:
     if iq.shape[-2:] != y.shape[-2:]:
         iq = torch.nn.functional.interpolate(iq, size=y.shape[-2:], mode="bilinear", align_corners=False)
     return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
+
+
+def _mean_cov(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-image colour mean (3,) and covariance (3, 3) of a (1, 3, H, W) image, in float64."""
+    pixels = x[0].reshape(3, -1).double()
+    mean = pixels.mean(dim=1)
+    centred = pixels - mean[:, None]
+    return mean, centred @ centred.T / max(pixels.shape[1] - 1, 1)
+
+
+def _sqrtm(cov: Tensor, inverse: bool = False) -> Tensor:
+    """Symmetric square root (or inverse square root) of a covariance, with a floor on tiny eigenvalues."""
+    values, vectors = torch.linalg.eigh(cov)
+    values = values.clamp_min(1e-8)
+    power = -0.5 if inverse else 0.5
+    root: Tensor = (vectors * values.pow(power)) @ vectors.T
+    return root
+
+
+def match_color_histogram(style: Tensor, content: Tensor) -> Tensor:
+    """The style image with its colour distribution moved to the content's (Gatys et al. 2017, section 5.2).
+
+    A linear map x' = A (x − μ_s) + μ_c with A = Σ_c^½ Σ_s^−½ (the symmetric "image analogies" variant the
+    paper uses), so the recoloured style has the content's colour mean and covariance; stylising with it keeps
+    the content's colours while the strokes stay the painting's. Images are (1, 3, H, W) RGB in [0, 1].
+    """
+    mu_s, cov_s = _mean_cov(style)
+    mu_c, cov_c = _mean_cov(content)
+    a = _sqrtm(cov_c) @ _sqrtm(cov_s, inverse=True)
+    flat = style[0].reshape(3, -1).double()
+    mapped = a @ (flat - mu_s[:, None]) + mu_c[:, None]
+    return mapped.reshape(1, *style.shape[1:]).to(style.dtype).clamp(0, 1)
