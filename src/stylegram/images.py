@@ -16,7 +16,6 @@ import io
 import json
 import os
 import re
-import secrets
 import struct
 import warnings
 import zlib
@@ -28,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from .atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "MAX_PIXELS",
@@ -352,58 +353,6 @@ def check_output(out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike
                 "and an input file is never overwritten"
             )
     return target
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Replace ``path`` with ``data`` all at once, creating missing parent folders; raises OSError on failure.
-
-    Readers see either the old file or the complete new one, never a partial write; the temporary file is
-    removed whatever happens.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = _create_temp(target)
-    try:
-        with open(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())  # the data must be on disk before the rename makes it visible
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_dir(target.parent)
-    return target
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """:func:`atomic_write_bytes` for text, encoded as UTF-8 with newlines written as given."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _create_temp(target: Path) -> tuple[int, Path]:
-    # Not tempfile.mkstemp: it creates mode 0600, which os.replace would carry over to the final file.
-    # Mode 0666 here lets the umask decide, as for any ordinary write. Same folder, so the rename is atomic.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        temp = target.with_name(f".{target.name[:200]}.{secrets.token_hex(6)}.tmp")
-        with contextlib.suppress(FileExistsError):
-            return os.open(temp, flags, 0o666), temp
-    raise FileExistsError(f"could not create a temporary file beside {target}")
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself survive a power cut. Windows and some filesystems cannot fsync a folder;
-    # there the write is still atomic, only its durability is up to the OS.
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _format_of(target: Path, context: str) -> str:

@@ -24,18 +24,18 @@ import importlib.util
 import json
 import os
 import re
-import tempfile
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import safetensors
 import safetensors.torch
 import torch
 from torch import Tensor
 
+from stylegram.atomic import atomic_open
 from stylegram.vgg import CONFIGS, VGG, Pooling, layer_specs
 
 NormKind = Literal["caffe", "torchvision"]
@@ -252,7 +252,7 @@ def _missing_message(src: WeightSource, reason: str) -> str:
 def _download(url: str, dest: Path, sha256_prefix: str | None) -> None:
     """Stream ``url`` into ``dest`` atomically; reject it unless its sha256 starts with ``sha256_prefix``."""
     digest = hashlib.sha256()
-    with _atomic_file(dest) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+    with atomic_open(dest) as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
         while chunk := response.read(1 << 20):
             digest.update(chunk)
             out.write(chunk)
@@ -294,7 +294,7 @@ def _ensure_converted(src: WeightSource) -> Path:
             "arch": src.arch, "normalization": src.normalization, "tensors_sha256": _tensors_digest(state)}
     data = safetensors.torch.save(state, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
     try:
-        with _atomic_file(target) as out:
+        with atomic_open(target) as out:
             out.write(data)
     except OSError as exc:
         raise WeightsError(f"cannot write {target} ({exc}); set STYLEGRAM_CACHE elsewhere") from exc
@@ -575,25 +575,8 @@ def _remember_sha256(file: Path, digest: str) -> None:
     table = _read_hash_table()
     table[str(file.resolve())] = {"stamp": _stamp(file), "sha256": digest}
     # Only a cache: a read-only cache directory must not stop a load, so write failures are ignored.
-    with contextlib.suppress(OSError), _atomic_file(cache_dir() / _HASH_TABLE) as out:
+    with contextlib.suppress(OSError), atomic_open(cache_dir() / _HASH_TABLE) as out:
         out.write(json.dumps(table, indent=1, sort_keys=True).encode())
-
-
-@contextlib.contextmanager
-def _atomic_file(dest: Path) -> Iterator[IO[bytes]]:
-    """A temporary file beside ``dest`` that replaces it on success and vanishes on error: readers never see
-    half a file, even when two processes write at once."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            yield out
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; weights are not secret and a cache may be shared
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _first_line(exc: BaseException) -> str:
