@@ -132,6 +132,43 @@ def _add_common_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write the image every N iterations, as OUT_0100.png … (default: off)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--max-memory", type=_memory_budget, default=None, metavar="SIZE",
+                   help="refuse to start when the estimated peak memory exceeds SIZE (2GB, 512MB, 1.5GiB …; "
+                        "default: the memory free on the device)")
+
+
+def _memory_budget(text: str) -> int:
+    from .memory import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _check_memory(ns: argparse.Namespace, options: GatysOptions, content: Any, stages: Sequence[Any], device: Any,
+                  arch: str) -> None:
+    """Refuse, before the first evaluation, a run whose estimated peak exceeds the budget; name a size that fits.
+
+    The estimate counts the weights, though they are loaded by now: against the free memory that errs on the
+    safe side by ~59 MB, and against --max-memory it is what the user asked to bound.
+    """
+    from . import memory
+    from .gatys import resolve_precision
+
+    options = resolve_precision(options, device)  # bfloat16 halves the activations but adds weight copies
+    budget = ns.max_memory if ns.max_memory is not None else memory.available(device)
+    if budget is None:
+        return  # no way to know what is free here: let the run try
+    last = stages[-1]
+    need = memory.estimate(options, content.size, iterations=last.iterations, arch=arch).total
+    if need <= budget:
+        return
+    fits = memory.largest_size(options, content.size, budget, iterations=last.iterations, arch=arch)
+    advice = (f"the largest size that fits is --size {fits}" if fits is not None
+              else "no size fits (the weights alone need more)")
+    raise UsageError(f"--size {options.size} needs about {memory.format_size(need)} at its peak, more than the "
+                     f"{memory.format_size(budget)} available; {advice}, or raise --max-memory")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,11 +204,15 @@ def _run_and_save(ns: argparse.Namespace, options: GatysOptions, content: Any, s
                   out: Path, inputs: dict[str, Any]) -> int:
     import torch
 
-    from . import __version__
-    from .gatys import check, prepare, run
+    from . import __version__, multiscale
+    from .gatys import check
     from .weights import load_vgg
 
     device = torch.device(ns.device) if ns.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        stages = multiscale.plan(options)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     _say(ns, f"loading {options.model} weights …")
     vgg, info = load_vgg(options.model, path=options.weights, pooling=options.pooling, classifier=False,
                          device=device)
@@ -179,15 +220,16 @@ def _run_and_save(ns: argparse.Namespace, options: GatysOptions, content: Any, s
         check(vgg, options, len(styles))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    c, s = prepare(content, styles, options, device)
+    _check_memory(ns, options, content, stages, device, info.arch)
     meta: dict[str, Any] = {
         "stylegram": __version__, "method": "gatys", "options": options.to_dict(), "inputs": inputs,
         "weights": {"id": info.source, "sha256": info.sha256}, "device": str(device),
-        "torch": torch.__version__,
+        "torch": torch.__version__, "stages": [dataclasses.asdict(st) for st in stages],
     }
-    progress = _Progress(ns, out, meta)
+    progress = _Progress(ns, out, meta, sum(st.iterations for st in stages))
     with StopOnInterrupt() as stopper:
-        result = run(vgg, c, s, options, on_step=lambda e: progress.step(e, stopper.requested))
+        result = multiscale.run(vgg, content, styles, options, device=device,
+                                on_step=lambda e: progress.step(e, stopper.requested))
     progress.close()
     meta.update(options=result.options.to_dict(), iterations=result.iterations, losses=result.losses,
                 seconds=round(result.elapsed, 2),
@@ -204,20 +246,25 @@ def _run_and_save(ns: argparse.Namespace, options: GatysOptions, content: Any, s
 class _Progress:
     """A tqdm bar over loss evaluations, and the periodic saves of --save-every."""
 
-    def __init__(self, ns: argparse.Namespace, out: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, ns: argparse.Namespace, out: Path, meta: dict[str, Any], total: int) -> None:
         from tqdm import tqdm
 
         self.ns, self.out, self.meta = ns, out, meta
-        total = meta["options"]["iterations"]
+        # One bar over every stage of a coarse-to-fine run: total is the sum of the stages' evaluations.
         self.bar = tqdm(total=total, disable=ns.quiet, unit="it", dynamic_ncols=True, file=sys.stderr)
 
     def step(self, event: Any, stop: bool) -> bool:
         """Advance the bar, save if due; returns ``stop`` so the run ends after a Ctrl-C."""
         self.bar.update(1)
-        self.bar.set_postfix({k: f"{v:.3g}" for k, v in event.losses.items()}, refresh=False)
+        postfix = {k: f"{v:.3g}" for k, v in event.losses.items()}
+        if event.stages > 1:
+            postfix = {"stage": f"{event.stage + 1}/{event.stages}", **postfix}
+        self.bar.set_postfix(postfix, refresh=False)
         every = self.ns.save_every
         if every and event.iteration % every == 0 and event.iteration < event.total:
-            path = self.out.with_name(f"{self.out.stem}_{event.iteration:04d}{self.out.suffix}")
+            # Stages restart their count, and their images differ in size: name each stage's saves apart.
+            stage = f"s{event.stage + 1}_" if event.stages > 1 else ""
+            path = self.out.with_name(f"{self.out.stem}_{stage}{event.iteration:04d}{self.out.suffix}")
             images.save_image(images.to_pil(event.image()), path, {**self.meta, "iterations": event.iteration})
         return stop
 
