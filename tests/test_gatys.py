@@ -147,3 +147,21 @@ def test_color_histogram_transfer_moves_the_styles_colours_to_the_contents() -> 
     # Structure is kept: the recoloured style is an affine function of the original, pixel by pixel.
     grey_in, grey_out = style.mean(1).flatten(), out.mean(1).flatten()
     assert torch.corrcoef(torch.stack([grey_in, grey_out]))[0, 1].abs() > 0.3
+
+
+def test_color_transfer_option_recolours_the_style_before_the_targets(random_vgg: VGG) -> None:
+    content, style = _images()
+    content = content * 0.3  # dark content, bright style: recolouring changes the style targets a lot
+    o = GatysOptions(color_transfer="histogram", precision="float32", init="content", iterations=1, **SMALL)
+    plain = o.replace(color_transfer="none")
+    recoloured_style = color.match_color_histogram(style, content)
+    recoloured = Objective(random_vgg, compute_targets(random_vgg, content, [recoloured_style], plain), plain)
+    original = Objective(random_vgg, compute_targets(random_vgg, content, [style], plain), plain)
+    # One evaluation, at the content image: its loss is the one against the recoloured style's targets.
+    result = run(random_vgg, content, [style], o)
+    with torch.no_grad():
+        expected, other = recoloured(content)["total"].item(), original(content)["total"].item()
+    assert result.losses["total"] == pytest.approx(expected, rel=1e-5)
+    assert abs(other - expected) > 0.05 * expected
+    with pytest.raises(ValueError, match="color transfer"):
+        GatysOptions(color_transfer="lab")  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ and the style images' Gram matrices at the style layers:
 
 Where this departs from the paper, a comment says so. Three entry points:
 
-* :func:`stylize` — PIL images or paths in, a PIL image out; loads the default offline VGG16.
+* :func:`stylize` — PIL images or paths in, a PIL image out; loads the default offline VGG16; outputs larger
+  than ``coarse_size`` go coarse-to-fine (:mod:`stylegram.multiscale`).
 * :func:`run` — tensors in and out, with an options dataclass and an ``on_step`` callback.
 * :class:`GatysOptions` — every option with its default, in one place (the CLI derives from it).
 """
@@ -57,6 +58,9 @@ class GatysOptions:
     style_blend_weights: tuple[float, ...] | None = _opt(None, "weight of each style image (default: equal)")
     style_scale: float = _opt(1.0, "size of the style image(s) relative to the output")
     original_colors: bool = _opt(False, "keep the content's colours (luminance-only transfer)")
+    color_transfer: Literal["none", "histogram"] = _opt(
+        "none", "histogram: recolour the style image(s) to the content's colour mean and covariance first"
+    )
     init: str = _opt("content", "start image: content, noise (the paper's white noise), style, or an image file")
     optimizer: Literal["lbfgs", "adam"] = _opt("lbfgs", "optimiser: lbfgs or adam")
     learning_rate: float | None = _opt(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)")
@@ -64,6 +68,12 @@ class GatysOptions:
     precision: Literal["auto", "float32", "bfloat16"] = _opt(
         "auto", "arithmetic of the VGG convolutions: float32, bfloat16, or auto (bfloat16 where the hardware "
         "has native bfloat16, else float32)"
+    )
+    multiscale: bool = _opt(True, "coarse-to-fine: optimise first at coarse-size or less, then double up to size")
+    coarse_size: int = _opt(512, "longest side of the coarsest stage: the output is halved until it fits")
+    stage_iterations: tuple[int, ...] | None = _opt(
+        None, "evaluations per stage, coarsest first (default: iterations at the coarsest, half as many at each "
+        "finer stage)"
     )
     seed: int = _opt(0, "random seed for the noise start; same seed, same machine, same image")
     model: str = _opt("vgg16-caffe", "weights id (see `stylegram weights list`)")
@@ -94,8 +104,14 @@ class GatysOptions:
             yield f"optimizer must be lbfgs or adam, got {self.optimizer!r}"
         if self.precision not in ("auto", "float32", "bfloat16"):
             yield f"precision must be auto, float32 or bfloat16, got {self.precision!r}"
+        if self.color_transfer not in ("none", "histogram"):
+            yield f"color transfer must be none or histogram, got {self.color_transfer!r}"
         if self.pooling not in ("avg", "max"):
             yield f"pooling must be avg or max, got {self.pooling!r}"
+        if self.coarse_size < 16:
+            yield "coarse-size must be >= 16"
+        if self.stage_iterations is not None and any(n < 0 for n in self.stage_iterations):
+            yield "stage iterations must be >= 0"
         if self.learning_rate is not None and self.learning_rate <= 0:
             yield "learning rate must be > 0"
 
@@ -244,6 +260,8 @@ def run(
     """
     options = resolve_precision(options, content.device)
     source = content
+    if options.color_transfer == "histogram":
+        styles = [color.match_color_histogram(s, content) for s in styles]
     if options.original_colors:
         content = color.grey_rgb(color.luminance(content))
         styles = [color.match_luminance(s, source) for s in styles]
@@ -406,9 +424,12 @@ def stylize(
 
     >>> out = stylize("photo.jpg", "painting.jpg", size=256, iterations=200)  # doctest: +SKIP
     """
+    from . import multiscale  # imported here: multiscale builds on this module's run()
+
     opts = GatysOptions(**options)
     style_list = [style] if isinstance(style, (Image.Image, str, os.PathLike)) else list(style)
     dev = torch.device(device) if device is not None else default_device()
     vgg = _cached_vgg(opts.model, opts.weights, opts.pooling, str(dev))
-    c, s = prepare(_as_image(content), [_as_image(im) for im in style_list], opts, dev)
-    return images.to_pil(run(vgg, c, s, opts, on_step=on_step).image)
+    result = multiscale.run(vgg, _as_image(content), [_as_image(im) for im in style_list], opts, device=dev,
+                            on_step=on_step)
+    return images.to_pil(result.image)
