@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
-from stylegram import color, losses
+from stylegram import color, guided, losses
 from stylegram.events import StepEvent
 from stylegram.gatys import GatysOptions, Objective, compute_targets, run
 from stylegram.vgg import VGG
@@ -165,3 +168,29 @@ def test_color_transfer_option_recolours_the_style_before_the_targets(random_vgg
     assert abs(other - expected) > 0.05 * expected
     with pytest.raises(ValueError, match="color transfer"):
         GatysOptions(color_transfer="lab")  # type: ignore[arg-type]
+
+
+def test_masks_give_each_half_its_own_style(random_vgg: VGG, tmp_path: Path) -> None:
+    """Two styles (reddish and bluish) on a half/half mask: each half moves towards its own style."""
+    from PIL import Image
+
+    h, w = 24, 32
+    left = np.zeros((h, w), dtype=np.uint8)
+    left[:, : w // 2] = 255
+    Image.fromarray(left).save(tmp_path / "left.png")
+    Image.fromarray(255 - left).save(tmp_path / "right.png")
+    g = torch.Generator().manual_seed(0)
+    red = torch.rand(1, 3, 28, 28, generator=g) * torch.tensor([1.0, 0.2, 0.2]).view(1, 3, 1, 1)
+    blue = torch.rand(1, 3, 28, 28, generator=g) * torch.tensor([0.2, 0.2, 1.0]).view(1, 3, 1, 1)
+    content = torch.full((1, 3, h, w), 0.5)
+    o = GatysOptions(iterations=40, content_weight=0.0, style_layers=("relu1_1", "relu2_1"), content_layers=(),
+                     precision="float32", content_masks=(str(tmp_path / "left.png"), str(tmp_path / "right.png")))
+    out = run(random_vgg, content, [red, blue], o).image
+    lhs, rhs = out[..., : w // 2 - 2], out[..., w // 2 + 2 :]
+    assert lhs[:, 0].mean() > rhs[:, 0].mean() + 0.05  # red on the left
+    assert rhs[:, 2].mean() > lhs[:, 2].mean() + 0.05  # blue on the right
+    # Guided targets are one Gram matrix per region.
+    masks = guided.load_masks(o.content_masks or (), None, content, [red, blue])
+    assert compute_targets(random_vgg, content, [red, blue], o, masks).style["relu1_1"].shape == (2, 64, 64)
+    with pytest.raises(ValueError, match="content masks"):
+        run(random_vgg, content, [red], o)

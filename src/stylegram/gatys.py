@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from . import color, images, losses
+from . import color, guided, images, losses
 from .events import OnStep, StepEvent
 from .vgg import VGG
 
@@ -57,6 +57,12 @@ class GatysOptions:
     style_layer_weights: tuple[float, ...] | None = _opt(None, "weight w_l of each style layer (default: equal)")
     style_blend_weights: tuple[float, ...] | None = _opt(None, "weight of each style image (default: equal)")
     style_scale: float = _opt(1.0, "size of the style image(s) relative to the output")
+    content_masks: tuple[str, ...] | None = _opt(
+        None, "one mask image per style: where on the output each style goes (white = on; Gatys et al. 2017)"
+    )
+    style_masks: tuple[str, ...] | None = _opt(
+        None, "one mask image per style: which part of each style image to take the style from"
+    )
     original_colors: bool = _opt(False, "keep the content's colours (luminance-only transfer)")
     color_transfer: Literal["none", "histogram"] = _opt(
         "none", "histogram: recolour the style image(s) to the content's colour mean and covariance first"
@@ -138,8 +144,9 @@ class Targets:
     """What the image is pulled towards: content features and (blended) style Gram matrices."""
 
     content: dict[str, Tensor]
-    style: dict[str, Tensor]
+    style: dict[str, Tensor]  # per layer: (1, C, C) blended, or (K, C, C) per region with masks
     style_layer_weights: dict[str, float]
+    guides: dict[str, Tensor] | None = None  # per style layer: (K, 1, h, w) region weights (guided.py)
 
 
 def check(vgg: VGG, options: GatysOptions, n_styles: int) -> None:
@@ -148,6 +155,11 @@ def check(vgg: VGG, options: GatysOptions, n_styles: int) -> None:
         vgg.spec(layer)
     if options.style_layers and n_styles == 0:
         raise ValueError("style layers were given but no style image")
+    masks, style_masks = options.content_masks, options.style_masks
+    if masks is not None and len(masks) != n_styles:
+        raise ValueError(f"{len(masks)} content masks for {n_styles} style images: give one per style")
+    if style_masks is not None and (masks is None or len(style_masks) != n_styles):
+        raise ValueError("style masks need content masks, one of each per style image")
     if options.style_blend_weights is not None and len(options.style_blend_weights) != n_styles:
         raise ValueError(f"{len(options.style_blend_weights)} style blend weights for {n_styles} style images")
 
@@ -183,22 +195,38 @@ def features(vgg: VGG, x: Tensor, layers: Sequence[str], precision: str) -> dict
     return {k: v.float() for k, v in out.items()}
 
 
-def compute_targets(vgg: VGG, content: Tensor, styles: Sequence[Tensor], options: GatysOptions) -> Targets:
-    """Content features P^l and Gram targets A^l (blended across style images), computed once."""
+def compute_targets(
+    vgg: VGG, content: Tensor, styles: Sequence[Tensor], options: GatysOptions, masks: guided.Masks | None = None
+) -> Targets:
+    """Content features P^l and Gram targets A^l (blended across style images, or one per masked region)."""
     check(vgg, options, len(styles))
     blend = options.style_blend_weights or tuple(1.0 for _ in styles)
     layer_w = options.style_layer_weights or tuple(1.0 / len(options.style_layers) for _ in options.style_layers)
     with torch.no_grad():
         content_feats = features(vgg, content, options.content_layers, options.precision)
         per_style = [features(vgg, s, options.style_layers, options.precision) for s in styles]
-        style_targets = {
-            layer: losses.blend_grams([losses.gram_matrix(f[layer]) for f in per_style], blend)
-            for layer in options.style_layers
+        if masks is None:
+            style_targets = {
+                layer: losses.blend_grams([losses.gram_matrix(f[layer]) for f in per_style], blend)
+                for layer in options.style_layers
+            }
+        else:
+            style_targets = {
+                layer: guided.region_targets([f[layer] for f in per_style], masks.style)
+                for layer in options.style_layers
+            }
+    region_guides = None
+    if masks is not None:
+        shapes = {layer: vgg.spec(layer).scale for layer in options.style_layers}
+        h, w = content.shape[-2:]
+        region_guides = {
+            layer: guided.guides(masks.content, (-(-h // scale), -(-w // scale))) for layer, scale in shapes.items()
         }
     return Targets(
         content={k: v.detach() for k, v in content_feats.items()},
         style=style_targets,
         style_layer_weights=dict(zip(options.style_layers, layer_w, strict=True)),
+        guides=region_guides,
     )
 
 
@@ -212,6 +240,9 @@ class Objective:
     def __call__(self, x: Tensor) -> dict[str, Tensor]:
         o, t = self.options, self.targets
         feats = features(self.vgg, x, self.layers, o.precision)
+        if t.guides is not None:
+            # (1, C, h, w) × (K, 1, h, w): one weighted copy of the features per region.
+            feats = {**feats, **{k: feats[k] * g for k, g in t.guides.items()}}
         terms: dict[str, Tensor] = {}
         if t.content:
             parts = [losses.content_loss(feats[k], v) for k, v in t.content.items()]
@@ -265,7 +296,10 @@ def run(
     if options.original_colors:
         content = color.grey_rgb(color.luminance(content))
         styles = [color.match_luminance(s, source) for s in styles]
-    targets = compute_targets(vgg, content, styles, options)
+    masks = None
+    if options.content_masks is not None:
+        masks = guided.load_masks(options.content_masks, options.style_masks, content, styles)
+    targets = compute_targets(vgg, content, styles, options, masks)
     objective = Objective(vgg, targets, options)
     start = init if init is not None else initial_image(options.init, content, styles, options.seed, _load_tensor)
     x = start.detach().clone().to(content).requires_grad_(True)
