@@ -152,3 +152,20 @@ def test_ctrl_c_keeps_the_latest_image(weights_cache: str, tmp_path: Path, pictu
     assert "kept the latest image" in rest
     meta = images.read_metadata(out)
     assert meta is not None and meta["interrupted"] is True and meta["iterations"] >= 1
+
+
+def test_checkpoint_and_resume_give_the_same_image(weights_cache: str, tmp_path: Path,
+                                                     pictures: tuple[Path, Path]) -> None:
+    content, style = pictures
+    args = [a for a in FAST if a not in ("--iterations", "3")] + ["--iterations", "12", "--checkpoint-every", "5"]
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    assert main(["stylize", str(content), str(style), "-o", str(first), *args,
+                 "--checkpoint", str(tmp_path / "a.ckpt")]) == 0
+    assert (tmp_path / "a.ckpt").exists()
+    # Resuming from the last checkpoint of the first run ends with the same pixels.
+    assert main(["stylize", str(content), str(style), "-o", str(second), *args,
+                 "--resume", str(tmp_path / "a.ckpt")]) == 0
+    assert np.array_equal(np.asarray(Image.open(first)), np.asarray(Image.open(second)))
+    # Other options: refused with a one-line message.
+    assert main(["stylize", str(content), str(style), "-o", str(second), *args, "--seed", "3",
+                 "--resume", str(tmp_path / "a.ckpt")]) == 2

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylegram import color, guided, losses
+from stylegram import checkpoint, color, guided, losses
 from stylegram.events import StepEvent
 from stylegram.gatys import GatysOptions, Objective, compute_targets, run
 from stylegram.vgg import VGG
@@ -194,3 +194,27 @@ def test_masks_give_each_half_its_own_style(random_vgg: VGG, tmp_path: Path) -> 
     assert compute_targets(random_vgg, content, [red, blue], o, masks).style["relu1_1"].shape == (2, 64, 64)
     with pytest.raises(ValueError, match="content masks"):
         run(random_vgg, content, [red], o)
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_resume_ends_with_the_same_image_as_an_uninterrupted_run(
+    random_vgg: VGG, tmp_path: Path, optimizer: str
+) -> None:
+    content, style = _images()
+    o = GatysOptions(iterations=30, optimizer=optimizer, precision="float32", **SMALL)  # type: ignore[arg-type]
+    straight = run(random_vgg, content, [style], o, checkpointing=checkpoint.Checkpointing(tmp_path / "a.ckpt", 10))
+    # Interrupted at evaluation 17: the last checkpoint holds the state at (about) 10 evaluations.
+    stopped = run(random_vgg, content, [style], o, checkpointing=checkpoint.Checkpointing(tmp_path / "b.ckpt", 10),
+                  on_step=lambda e: e.iteration >= 17)
+    assert stopped.stopped and stopped.iterations == 17
+    state = checkpoint.load(tmp_path / "b.ckpt", o.to_dict())
+    assert 10 <= state["count"] < 17
+    resumed = run(random_vgg, content, [style], o, checkpointing=checkpoint.Checkpointing(tmp_path / "b.ckpt", 10),
+                  resume=state)
+    assert resumed.iterations == 30
+    assert torch.equal(resumed.image, straight.image)
+    with pytest.raises(checkpoint.CheckpointError, match="other options"):
+        checkpoint.load(tmp_path / "b.ckpt", o.replace(seed=1).to_dict())
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable"):
+        checkpoint.load(tmp_path / "bad.ckpt", o.to_dict())

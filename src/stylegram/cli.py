@@ -127,7 +127,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _checkpoint_to(ns: argparse.Namespace) -> tuple[Path, int] | None:
+    if not getattr(ns, "checkpoint", None):
+        return None
+    if ns.checkpoint_every < 1:
+        raise UsageError("--checkpoint-every must be at least 1")
+    return Path(ns.checkpoint), ns.checkpoint_every
+
+
+def _resume_state(ns: argparse.Namespace) -> dict[str, Any] | None:
+    from .checkpoint import CheckpointError, load
+
+    if not getattr(ns, "resume", None):
+        return None
+    try:
+        return load(ns.resume)
+    except CheckpointError as e:
+        raise UsageError(str(e)) from None
+
+
 def _add_common_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", metavar="PATH", help="save the optimisation state here every --checkpoint-every "
+                   "evaluations (atomically), to --resume it later")
+    p.add_argument("--checkpoint-every", type=int, default=100, metavar="N", help="default: 100")
+    p.add_argument("--resume", metavar="PATH", help="continue from a checkpoint made with the same options; "
+                   "ends with the same image as an uninterrupted run")
     p.add_argument("--save-every", type=int, default=0, metavar="N",
                    help="also write the image every N iterations, as OUT_0100.png … (default: off)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
@@ -229,7 +253,8 @@ def _run_and_save(ns: argparse.Namespace, options: GatysOptions, content: Any, s
     progress = _Progress(ns, out, meta, sum(st.iterations for st in stages))
     with StopOnInterrupt() as stopper:
         result = multiscale.run(vgg, content, styles, options, device=device,
-                                on_step=lambda e: progress.step(e, stopper.requested))
+                                on_step=lambda e: progress.step(e, stopper.requested),
+                                checkpoint_to=_checkpoint_to(ns), resume=_resume_state(ns))
     progress.close()
     meta.update(options=result.options.to_dict(), iterations=result.iterations, losses=result.losses,
                 seconds=round(result.elapsed, 2),
@@ -353,12 +378,13 @@ def _say(ns: argparse.Namespace, text: str, force: bool = False) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)  # argparse itself exits 2 with a usage line on bad arguments
+    from .checkpoint import CheckpointError
     from .weights import WeightsError
 
     start = time.perf_counter()
     try:
         code: int = ns.func(ns)
-    except (UsageError, images.ImageError, WeightsError) as e:
+    except (UsageError, images.ImageError, WeightsError, CheckpointError) as e:
         print(f"stylegram: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import time
@@ -29,7 +30,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from . import color, guided, images, losses
+from . import checkpoint, color, guided, images, losses
 from .events import OnStep, StepEvent
 from .vgg import VGG
 
@@ -281,8 +282,13 @@ def run(
     *,
     init: Tensor | None = None,
     on_step: OnStep | None = None,
+    checkpointing: checkpoint.Checkpointing | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> GatysResult:
     """Optimise an image; tensors are RGB (1, 3, H, W) in [0, 1], already at their working sizes.
+
+    ``checkpointing`` saves the state every N evaluations; ``resume`` (from :func:`checkpoint.load`) continues
+    a saved state and ends with the same image as an uninterrupted run with the same checkpointing.
 
     ``content`` sets the output size; ``styles`` are used at the size given (see :func:`prepare`).
     ``init`` overrides ``options.init``. ``on_step`` is called after every loss evaluation and may return
@@ -309,6 +315,7 @@ def run(
         return color.keep_colors(out, source) if options.original_colors else out.clone()
 
     loop = _Loop(objective, x, options, on_step, lambda: render(x))
+    loop.checkpointing, loop.resume = checkpointing, resume
     with _deterministic_cudnn():
         loop.optimise()
     best = loop.best if loop.best is not None else x
@@ -351,6 +358,8 @@ class _Loop:
         self.count, self.stopped, self.diverged = 0, False, False
         self.best: Tensor | None = None
         self.best_terms: dict[str, float] = {}
+        self.checkpointing: checkpoint.Checkpointing | None = None
+        self.resume: dict[str, Any] | None = None
         self.t0 = time.perf_counter()
 
     def evaluate(self) -> Tensor:
@@ -385,9 +394,13 @@ class _Loop:
 
     def _adam(self) -> None:
         opt = torch.optim.Adam([self.x], lr=self.options.learning_rate or 0.02)
+        self._restore(opt)
         while self.count < self.options.iterations:
             self.evaluate()
             opt.step()
+            every = self.checkpointing.every if self.checkpointing is not None else 0
+            if every > 0 and self.count % every == 0:
+                self._save(opt, self.count)
 
     def _lbfgs(self) -> None:
         n, lr = self.options.iterations, self.options.learning_rate or 1.0
@@ -398,14 +411,45 @@ class _Loop:
         lbfgs = torch.optim.LBFGS([self.x], lr=self.FIRST_STEP * self.x.numel(), max_iter=1, max_eval=n,
                                   history_size=100, tolerance_grad=0.0, tolerance_change=0.0,
                                   line_search_fn="strong_wolfe")
-        lbfgs.step(self.evaluate)  # type: ignore[no-untyped-call]
-        for group in lbfgs.param_groups:
-            group["lr"] = lr
-        while self.count < n:
-            # L-BFGS may return early (e.g. a vanishing step); the next step() continues its history.
-            for group in lbfgs.param_groups:
-                group["max_iter"] = group["max_eval"] = n - self.count
+        if not self._restore(lbfgs):
             lbfgs.step(self.evaluate)  # type: ignore[no-untyped-call]
+            for group in lbfgs.param_groups:
+                group["lr"] = lr
+        while self.count < n:
+            # L-BFGS may return early (e.g. a vanishing step); the next step() continues its history. With
+            # checkpoints, each step() ends at the first iteration boundary past the next checkpoint.
+            until = self._next_checkpoint()
+            for group in lbfgs.param_groups:
+                group["max_iter"] = group["max_eval"] = until - self.count
+            lbfgs.step(self.evaluate)  # type: ignore[no-untyped-call]
+            self._save(lbfgs, until)
+
+    def _next_checkpoint(self) -> int:
+        n, c = self.options.iterations, self.checkpointing
+        if c is None or c.every <= 0:
+            return n
+        return min(n, (self.count // c.every + 1) * c.every)
+
+    def _save(self, opt: torch.optim.Optimizer, due: int) -> None:
+        c = self.checkpointing
+        if c is None or c.every <= 0 or self.count < due or self.count >= self.options.iterations:
+            return
+        checkpoint.save(c.path, {
+            "options": json.dumps(self.options.to_dict(), sort_keys=True), "stage": c.stage,
+            "x": self.x.detach().cpu(), "optimizer": opt.state_dict(), "count": self.count,
+            "best": None if self.best is None else self.best.cpu(), "best_terms": self.best_terms,
+        })
+
+    def _restore(self, opt: torch.optim.Optimizer) -> bool:
+        r = self.resume
+        if r is None:
+            return False
+        with torch.no_grad():
+            self.x.copy_(r["x"].to(self.x))
+        opt.load_state_dict(r["optimizer"])
+        self.count, self.best_terms = int(r["count"]), dict(r["best_terms"])
+        self.best = None if r["best"] is None else r["best"].to(self.x)
+        return True
 
 
 def _load_tensor(path: str) -> Tensor:

@@ -18,6 +18,8 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -25,6 +27,8 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from . import color
+from .checkpoint import Checkpointing
+from .checkpoint import check as check_checkpoint
 from .events import OnStep, StepEvent
 from .gatys import GatysOptions, GatysResult, prepare, resolve_precision
 from .gatys import run as run_single
@@ -82,6 +86,8 @@ def run(
     *,
     device: torch.device | None = None,
     on_step: OnStep | None = None,
+    checkpoint_to: tuple[Path, int] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> GatysResult:
     """Stylise ``content`` at ``options.size`` through the stages of :func:`plan`; a single stage is a plain run.
 
@@ -96,11 +102,18 @@ def run(
     image: Tensor | None = None
     result: GatysResult | None = None
     count, diverged = 0, False
+    first = int(resume["stage"]) if resume is not None else 0  # stages before a checkpoint's are done
     for index, stage in enumerate(stages):
+        if index < first:
+            continue
         stage_options = options.replace(size=stage.size, iterations=stage.iterations)
         c, s = prepare(content, styles, stage_options, dev)
         start = None if image is None else _next_start(image, c, options.original_colors)
-        result = run_single(vgg, c, s, stage_options, init=start, on_step=_tag(on_step, index, len(stages)))
+        saving = None if checkpoint_to is None else Checkpointing(checkpoint_to[0], checkpoint_to[1], index)
+        if resume is not None and index == first:
+            check_checkpoint(resume, stage_options.to_dict())
+        result = run_single(vgg, c, s, stage_options, init=start, on_step=_tag(on_step, index, len(stages)),
+                            checkpointing=saving, resume=resume if index == first else None)
         image, count, diverged = result.image, count + result.iterations, diverged or result.diverged
         if result.stopped:
             break
