@@ -251,10 +251,13 @@ def _run_and_save(ns: argparse.Namespace, options: GatysOptions, content: Any, s
         "torch": torch.__version__, "stages": [dataclasses.asdict(st) for st in stages],
     }
     progress = _Progress(ns, out, meta, sum(st.iterations for st in stages))
+    resume = _resume_state(ns)
+    if resume is not None:  # the bar starts where the checkpoint left off
+        progress.bar.update(sum(st.iterations for st in stages[: int(resume["stage"])]) + int(resume["count"]))
     with StopOnInterrupt() as stopper:
         result = multiscale.run(vgg, content, styles, options, device=device,
                                 on_step=lambda e: progress.step(e, stopper.requested),
-                                checkpoint_to=_checkpoint_to(ns), resume=_resume_state(ns))
+                                checkpoint_to=_checkpoint_to(ns), resume=resume)
     progress.close()
     meta.update(options=result.options.to_dict(), iterations=result.iterations, losses=result.losses,
                 seconds=round(result.elapsed, 2),
