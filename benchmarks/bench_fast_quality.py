@@ -29,7 +29,7 @@ from stylegram.weights import load_vgg
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
-def quick_model(style: Path, iterations: int, folder: Path) -> Path:
+def quick_model(style: Path, iterations: int, crop: int, folder: Path) -> Path:
     """Train on scikit-image photos (no COCO here): enough to run the comparison, not to win it."""
     from PIL import Image
     from skimage import data
@@ -40,7 +40,7 @@ def quick_model(style: Path, iterations: int, folder: Path) -> Path:
         Image.fromarray(getattr(data, name)()).convert("RGB").save(photos / f"{name}.png")
     out = folder / "quick.safetensors"
     train(TrainOptions(style=str(style), data=str(photos), output=str(out), iterations=iterations,
-                       checkpoint_every=max(iterations, 1)))
+                       image_size=crop, checkpoint_every=max(iterations, 1)))
     return out
 
 
@@ -76,6 +76,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, help="a trained model (.safetensors)")
     p.add_argument("--train", type=int, default=0, help="without --model: train a quick one for N iterations")
+    p.add_argument("--train-crop", type=int, default=256, help="crop size for --train (256 as in the paper)")
     p.add_argument("--style", type=Path, required=True, help="the style image the model was trained for")
     p.add_argument("--images", default="tubingen.jpg,golden_gate.jpg,brad_pitt.jpg")
     p.add_argument("--size", type=int, default=256)
@@ -84,7 +85,7 @@ def main() -> int:
     marks = sorted(int(x) for x in args.evals.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        path = args.model or quick_model(args.style, args.train, Path(tmp))
+        path = args.model or quick_model(args.style, args.train, args.train_crop, Path(tmp))
         trained_for = time.perf_counter() - t0 if args.model is None else 0.0
         model = load_model(path)
         info = model.info
