@@ -314,8 +314,7 @@ def run(
         out = image.detach().clamp(0, 1)
         return color.keep_colors(out, source) if options.original_colors else out.clone()
 
-    loop = _Loop(objective, x, options, on_step, lambda: render(x))
-    loop.checkpointing, loop.resume = checkpointing, resume
+    loop = _Loop(objective, x, options, on_step, lambda: render(x), checkpointing, resume)
     with _deterministic_cudnn():
         loop.optimise()
     best = loop.best if loop.best is not None else x
@@ -351,15 +350,15 @@ class _Loop:
 
     def __init__(
         self, objective: Objective, x: Tensor, options: GatysOptions, on_step: OnStep | None,
-        render: Callable[[], Tensor],
+        render: Callable[[], Tensor], checkpointing: checkpoint.Checkpointing | None = None,
+        resume: dict[str, Any] | None = None,
     ) -> None:
         self.objective, self.x, self.options = objective, x, options
         self.on_step, self.render = on_step, render
         self.count, self.stopped, self.diverged = 0, False, False
         self.best: Tensor | None = None
         self.best_terms: dict[str, float] = {}
-        self.checkpointing: checkpoint.Checkpointing | None = None
-        self.resume: dict[str, Any] | None = None
+        self.checkpointing, self.resume = checkpointing, resume
         self.t0 = time.perf_counter()
 
     def evaluate(self) -> Tensor:

@@ -48,7 +48,8 @@ def load_masks(
     h, w = content.shape[-2:]
     regions = torch.cat([load_mask(p, (h, w)) for p in content_paths]).to(content)
     if (regions.flatten(1).sum(dim=1) <= 0).any():
-        raise ValueError("a content mask is empty (all black): each region needs some white")
+        # An ImageError, like any other problem with a file the user gave: the CLI answers it with exit code 2.
+        raise images.ImageError("a content mask is empty (all black): each region needs some white")
     style_masks = tuple(
         load_mask(style_paths[i], (int(s.shape[-2]), int(s.shape[-1]))).to(s)
         if style_paths
