@@ -79,8 +79,9 @@ def test_largest_size_fits_the_budget() -> None:
     budget = 500 * 2**20
     size = memory.largest_size(options, (400, 300), budget)
     assert size is not None and 16 < size < 2048
-    assert memory.estimate(options.replace(size=size), (400, 300)).total <= budget
-    assert memory.estimate(options.replace(size=size + 1), (400, 300)).total > budget
+    fits = memory.plan(options.replace(size=size), (400, 300), budget)
+    assert fits is not None and fits.estimate.total <= budget
+    assert memory.plan(options.replace(size=size + 1), (400, 300), budget) is None  # not even in tiles
     assert memory.largest_size(options, (400, 300), 50 * 10**6) is None  # less than the weights alone
 
 

@@ -171,28 +171,38 @@ def _memory_budget(text: str) -> int:
 
 
 def _check_memory(ns: argparse.Namespace, options: GatysOptions, content: Any, stages: Sequence[Any], device: Any,
-                  arch: str) -> None:
-    """Refuse, before the first evaluation, a run whose estimated peak exceeds the budget; name a size that fits.
+                  arch: str) -> int | None:
+    """The memory budget; refuses, before the first evaluation, a run that would not fit it even in tiles, and
+    names a size that fits. Says which stages run in tiles.
 
     The estimate counts the weights, though they are loaded by now: against the free memory that errs on the
     safe side by ~59 MB, and against --max-memory it is what the user asked to bound.
     """
-    from . import memory
+    from . import memory, tiled
     from .gatys import resolve_precision
 
     options = resolve_precision(options, device)  # bfloat16 halves the activations but adds weight copies
     budget = ns.max_memory if ns.max_memory is not None else memory.available(device)
-    if budget is None:
-        return  # no way to know what is free here: let the run try
-    last = stages[-1]
-    need = memory.estimate(options, content.size, iterations=last.iterations, arch=arch).total
-    if need <= budget:
-        return
-    fits = memory.largest_size(options, content.size, budget, iterations=last.iterations, arch=arch)
-    advice = (f"the largest size that fits is --size {fits}" if fits is not None
-              else "no size fits (the weights alone need more)")
-    raise UsageError(f"--size {options.size} needs about {memory.format_size(need)} at its peak, more than the "
-                     f"{memory.format_size(budget)} available; {advice}, or raise --max-memory")
+    for stage in reversed(stages):  # the largest first: the one a refusal should name
+        staged = options.replace(size=stage.size, iterations=stage.iterations)
+        setup = memory.plan(staged, content.size, budget, arch=arch)
+        if setup is None:
+            assert budget is not None  # plan() never refuses an unknown budget
+            need = memory.estimate(staged, content.size, arch=arch).total
+            fits = memory.largest_size(options, content.size, budget, iterations=stage.iterations, arch=arch)
+            advice = (f"the largest size that fits is --size {fits}" if fits is not None
+                      else "no size fits (the weights alone need more)")
+            what = f"--size {options.size}" + (f" (its {stage.size} px stage)" if stage.size != options.size else "")
+            raise UsageError(f"{what} needs about {memory.format_size(need)} at its peak, more than "
+                             f"the {memory.format_size(budget)} available, even in tiles; {advice}, or raise "
+                             "--max-memory")
+        if setup.tiling is not None:
+            h, w = memory.output_shape(content.size, stage.size)
+            n = len(tiled.boxes(h, w, setup.tiling))
+            _say(ns, f"{w}×{h} px runs in {n} tiles (cores ≤ {setup.tiling.core} px, margins "
+                     f"{setup.tiling.margin} px), L-BFGS history {setup.history}, about "
+                     f"{memory.format_size(setup.estimate.total)} at its peak")
+    return budget
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -244,7 +254,7 @@ def _run_and_save(ns: argparse.Namespace, options: GatysOptions, content: Any, s
         check(vgg, options, len(styles))
     except ValueError as e:
         raise UsageError(str(e)) from None
-    _check_memory(ns, options, content, stages, device, info.arch)
+    budget = _check_memory(ns, options, content, stages, device, info.arch)
     meta: dict[str, Any] = {
         "stylegram": __version__, "method": "gatys", "options": options.to_dict(), "inputs": inputs,
         "weights": {"id": info.source, "sha256": info.sha256}, "device": str(device),
@@ -257,10 +267,10 @@ def _run_and_save(ns: argparse.Namespace, options: GatysOptions, content: Any, s
     with StopOnInterrupt() as stopper:
         result = multiscale.run(vgg, content, styles, options, device=device,
                                 on_step=lambda e: progress.step(e, stopper.requested),
-                                checkpoint_to=_checkpoint_to(ns), resume=resume)
+                                checkpoint_to=_checkpoint_to(ns), resume=resume, max_memory=budget)
     progress.close()
     meta.update(options=result.options.to_dict(), iterations=result.iterations, losses=result.losses,
-                seconds=round(result.elapsed, 2),
+                seconds=round(result.elapsed, 2), tiles=result.tiles,
                 interrupted=result.stopped)
     images.save_image(images.to_pil(result.image), out, meta)
     h, w = result.image.shape[-2:]
@@ -352,11 +362,11 @@ def cmd_weights(ns: argparse.Namespace) -> int:
         for s in list_sources():
             state = "available" if s.available else "missing"
             size = f"{s.size / 1e6:8.1f} MB" if s.size else "        -  "
-            print(f"{s.id:14s} {state:9s} {size}  {s.sha256 or '-':64s}  {s.where}")
+            print(f"{s.id:22s} {state:9s} {size}  {s.sha256 or '-':64s}  {s.where}")
         return EXIT_OK
     failures = 0
     for r in verify():
-        print(f"{r.id:14s} {'ok' if r.ok else 'PROBLEM'}  {r.message}")
+        print(f"{r.id:22s} {'ok' if r.ok else 'PROBLEM'}  {r.message}")
         failures += not r.ok
     return EXIT_UNEXPECTED if failures else EXIT_OK
 

@@ -24,15 +24,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import torch
 from PIL import Image
 from torch import Tensor
 
-from . import checkpoint, color, guided, images, losses
+from . import checkpoint, color, guided, images, losses, tiled
 from .events import OnStep, StepEvent
 from .vgg import VGG
+
+if TYPE_CHECKING:
+    from . import memory
 
 # The paper names layers after Caffe blobs, and Caffe's ReLUs work in place, so the paper's "conv4_2" response
 # is the rectified output, our relu4_2 (as in neural-style). Pass conv* names for pre-activation responses.
@@ -64,6 +67,10 @@ class GatysOptions:
     style_masks: tuple[str, ...] | None = _opt(
         None, "one mask image per style: which part of each style image to take the style from"
     )
+    mask_colors: tuple[str, ...] | None = _opt(
+        None, "colour-indexed masks: one colour per style (ff0000,#00f,blue …); each mask image's pixels of "
+        "style k's colour mark its region (one content mask image may then serve every style)"
+    )
     original_colors: bool = _opt(False, "keep the content's colours (luminance-only transfer)")
     color_transfer: Literal["none", "histogram"] = _opt(
         "none", "histogram: recolour the style image(s) to the content's colour mean and covariance first"
@@ -81,6 +88,13 @@ class GatysOptions:
     stage_iterations: tuple[int, ...] | None = _opt(
         None, "evaluations per stage, coarsest first (default: iterations at the coarsest, half as many at each "
         "finer stage)"
+    )
+    tile_size: int = _opt(
+        0, "optimise in tiles whose cores are at most this many pixels a side, with the whole image's exact "
+        "gradient (0 = automatic: tile only a stage that would not fit the memory budget)"
+    )
+    lbfgs_history: int = _opt(
+        0, "L-BFGS curvature pairs kept (0 = automatic: 100, fewer above ~1400 px so that they take at most 2 GiB)"
     )
     seed: int = _opt(0, "random seed for the noise start; same seed, same machine, same image")
     model: str = _opt("vgg16-caffe", "weights id (see `stylegram weights list`)")
@@ -121,6 +135,10 @@ class GatysOptions:
             yield "stage iterations must be >= 0"
         if self.learning_rate is not None and self.learning_rate <= 0:
             yield "learning rate must be > 0"
+        if self.tile_size != 0 and self.tile_size < 16:
+            yield "tile-size must be 0 (automatic) or >= 16"
+        if self.lbfgs_history < 0:
+            yield "lbfgs-history must be >= 0 (0 = automatic)"
 
     def replace(self, **changes: Any) -> GatysOptions:
         return dataclasses.replace(self, **changes)
@@ -138,6 +156,7 @@ class GatysResult:
     elapsed: float
     options: GatysOptions  # as run: precision="auto" resolved
     diverged: bool = False  # the loss became inf/NaN; the image is the best one before that
+    tiles: int = 1  # tiles per evaluation (1: the whole image at once)
 
 
 @dataclass(frozen=True)
@@ -156,9 +175,15 @@ def check(vgg: VGG, options: GatysOptions, n_styles: int) -> None:
         vgg.spec(layer)
     if options.style_layers and n_styles == 0:
         raise ValueError("style layers were given but no style image")
-    masks, style_masks = options.content_masks, options.style_masks
-    if masks is not None and len(masks) != n_styles:
-        raise ValueError(f"{len(masks)} content masks for {n_styles} style images: give one per style")
+    masks, style_masks, colors = options.content_masks, options.style_masks, options.mask_colors
+    if colors is not None:
+        guided.parse_colors(colors)  # a colour that is not one fails here, before any work
+    if colors is not None and (masks is None or len(colors) != n_styles):
+        raise ValueError(f"{len(colors)} mask colours for {n_styles} style images: give one per style, "
+                         "with --content-masks")
+    if masks is not None and len(masks) != n_styles and not (colors is not None and len(masks) == 1):
+        raise ValueError(f"{len(masks)} content masks for {n_styles} style images: give one per style "
+                         "(or one colour-indexed mask with --mask-colors)")
     if style_masks is not None and (masks is None or len(style_masks) != n_styles):
         raise ValueError("style masks need content masks, one of each per style image")
     if options.style_blend_weights is not None and len(options.style_blend_weights) != n_styles:
@@ -197,24 +222,32 @@ def features(vgg: VGG, x: Tensor, layers: Sequence[str], precision: str) -> dict
 
 
 def compute_targets(
-    vgg: VGG, content: Tensor, styles: Sequence[Tensor], options: GatysOptions, masks: guided.Masks | None = None
+    vgg: VGG, content: Tensor, styles: Sequence[Tensor], options: GatysOptions, masks: guided.Masks | None = None,
+    tiling: tiled.Tiling | None = None,
 ) -> Targets:
-    """Content features P^l and Gram targets A^l (blended across style images, or one per masked region)."""
+    """Content features P^l and Gram targets A^l (blended across style images, or one per masked region).
+
+    With ``tiling`` the images are run through VGG tile by tile (:mod:`tiled`): the same targets, less memory.
+    """
     check(vgg, options, len(styles))
     blend = options.style_blend_weights or tuple(1.0 for _ in styles)
-    layer_w = options.style_layer_weights or tuple(1.0 / len(options.style_layers) for _ in options.style_layers)
+    layers = options.style_layers
+    layer_w = options.style_layer_weights or tuple(1.0 / len(layers) for _ in layers)
     with torch.no_grad():
-        content_feats = features(vgg, content, options.content_layers, options.precision)
-        per_style = [features(vgg, s, options.style_layers, options.precision) for s in styles]
-        if masks is None:
-            style_targets = {
-                layer: losses.blend_grams([losses.gram_matrix(f[layer]) for f in per_style], blend)
-                for layer in options.style_layers
-            }
+        if tiling is not None:
+            content_feats = tiled.feature_maps(vgg, content, options.content_layers, tiling, options.precision)
+            style_masks = masks.style if masks is not None else (None,) * len(styles)
+            per_style = [tiled.gram_matrices(vgg, s, layers, tiling, options.precision,
+                                             guides=_style_guides(vgg, layers, s, m))
+                         for s, m in zip(styles, style_masks, strict=True)]
+            style_targets = {layer: _combine([g[layer] for g in per_style], blend, masks) for layer in layers}
         else:
+            content_feats = features(vgg, content, options.content_layers, options.precision)
+            maps = [features(vgg, s, layers, options.precision) for s in styles]
             style_targets = {
-                layer: guided.region_targets([f[layer] for f in per_style], masks.style)
-                for layer in options.style_layers
+                layer: guided.region_targets([f[layer] for f in maps], masks.style) if masks is not None
+                else losses.blend_grams([losses.gram_matrix(f[layer]) for f in maps], blend)
+                for layer in layers
             }
     region_guides = None
     if masks is not None:
@@ -229,6 +262,18 @@ def compute_targets(
         style_layer_weights=dict(zip(options.style_layers, layer_w, strict=True)),
         guides=region_guides,
     )
+
+
+def _style_guides(vgg: VGG, layers: Sequence[str], style: Tensor, mask: Tensor | None) -> dict[str, Tensor] | None:
+    if mask is None:
+        return None
+    h, w = style.shape[-2:]
+    return {k: guided.guides(mask, (-(-h // vgg.spec(k).scale), -(-w // vgg.spec(k).scale))) for k in layers}
+
+
+def _combine(grams: Sequence[Tensor], blend: Sequence[float], masks: guided.Masks | None) -> Tensor:
+    """One target per layer: the blend of the styles' Gram matrices, or (with masks) one per region."""
+    return torch.cat(list(grams)) if masks is not None else losses.blend_grams(grams, blend)
 
 
 class Objective:
@@ -254,6 +299,17 @@ class Objective:
             terms["tv"] = o.tv_weight * losses.total_variation(x)
         terms["total"] = torch.stack(list(terms.values())).sum()
         return terms
+
+    def value_and_grad(self, x: Tensor) -> dict[str, Tensor]:
+        """The weighted terms at ``x`` (detached); sets ``x.grad`` to the gradient of their total."""
+        terms = self(x)
+        x.grad = None
+        terms["total"].backward()  # type: ignore[no-untyped-call]
+        return {k: v.detach() for k, v in terms.items()}
+
+
+class Evaluator(Protocol):
+    def value_and_grad(self, x: Tensor) -> dict[str, Tensor]: ...
 
 
 def initial_image(
@@ -284,8 +340,12 @@ def run(
     on_step: OnStep | None = None,
     checkpointing: checkpoint.Checkpointing | None = None,
     resume: dict[str, Any] | None = None,
+    max_memory: int | None = None,
 ) -> GatysResult:
     """Optimise an image; tensors are RGB (1, 3, H, W) in [0, 1], already at their working sizes.
+
+    ``max_memory`` (bytes; default: what the device has free) decides whether the run is tiled
+    (:mod:`tiled`, see ``options.tile_size``); raises ValueError when not even tiles would fit.
 
     ``checkpointing`` saves the state every N evaluations; ``resume`` (from :func:`checkpoint.load`) continues
     a saved state and ends with the same image as an uninterrupted run with the same checkpointing.
@@ -304,9 +364,15 @@ def run(
         styles = [color.match_luminance(s, source) for s in styles]
     masks = None
     if options.content_masks is not None:
-        masks = guided.load_masks(options.content_masks, options.style_masks, content, styles)
-    targets = compute_targets(vgg, content, styles, options, masks)
-    objective = Objective(vgg, targets, options)
+        masks = guided.load_masks(options.content_masks, options.style_masks, content, styles,
+                                  colors=options.mask_colors)
+    setup = _memory_plan(vgg, content, options, max_memory)
+    targets = compute_targets(vgg, content, styles, options, masks, setup.tiling)
+    objective: Evaluator = Objective(vgg, targets, options)
+    tiles = 1
+    if setup.tiling is not None:
+        objective = tiled.TiledObjective(vgg, targets, options, setup.tiling)
+        tiles = len(tiled.boxes(int(content.shape[-2]), int(content.shape[-1]), setup.tiling))
     start = init if init is not None else initial_image(options.init, content, styles, options.seed, _load_tensor)
     x = start.detach().clone().to(content).requires_grad_(True)
 
@@ -314,12 +380,25 @@ def run(
         out = image.detach().clamp(0, 1)
         return color.keep_colors(out, source) if options.original_colors else out.clone()
 
-    loop = _Loop(objective, x, options, on_step, lambda: render(x), checkpointing, resume)
+    loop = _Loop(objective, x, options, on_step, lambda: render(x), checkpointing, resume, setup.history)
     with _deterministic_cudnn():
         loop.optimise()
     best = loop.best if loop.best is not None else x
     return GatysResult(render(best), loop.best_terms, loop.count, loop.stopped, time.perf_counter() - loop.t0,
-                       options, loop.diverged)
+                       options, loop.diverged, tiles)
+
+
+def _memory_plan(vgg: VGG, content: Tensor, options: GatysOptions, max_memory: int | None) -> memory.Plan:
+    from . import memory
+
+    h, w = content.shape[-2:]
+    budget = max_memory if max_memory is not None else memory.available(content.device)
+    setup = memory.plan(options.replace(size=max(h, w)), (w, h), budget, arch=vgg.arch)
+    if setup is None:
+        need = memory.estimate(options.replace(size=max(h, w)), (w, h), arch=vgg.arch).total
+        raise ValueError(f"{w}×{h} px needs about {memory.format_size(need)}, and not even tiles fit in the "
+                         f"{memory.format_size(budget or 0)} available")
+    return setup
 
 
 @contextlib.contextmanager
@@ -349,26 +428,24 @@ class _Loop:
     FIRST_STEP = 0.01
 
     def __init__(
-        self, objective: Objective, x: Tensor, options: GatysOptions, on_step: OnStep | None,
+        self, objective: Evaluator, x: Tensor, options: GatysOptions, on_step: OnStep | None,
         render: Callable[[], Tensor], checkpointing: checkpoint.Checkpointing | None = None,
-        resume: dict[str, Any] | None = None,
+        resume: dict[str, Any] | None = None, history: int = 100,
     ) -> None:
         self.objective, self.x, self.options = objective, x, options
         self.on_step, self.render = on_step, render
         self.count, self.stopped, self.diverged = 0, False, False
         self.best: Tensor | None = None
         self.best_terms: dict[str, float] = {}
-        self.checkpointing, self.resume = checkpointing, resume
+        self.checkpointing, self.resume, self.history = checkpointing, resume, history
         self.t0 = time.perf_counter()
 
     def evaluate(self) -> Tensor:
         if self.count >= self.options.iterations:
             raise _Stop  # the line search wants more than the budget allows
-        terms = self.objective(self.x)
-        self.x.grad = None
-        terms["total"].backward()  # type: ignore[no-untyped-call]
+        terms = self.objective.value_and_grad(self.x)
         self.count += 1
-        last = {k: float(v.detach()) for k, v in terms.items()}
+        last = {k: float(v) for k, v in terms.items()}
         if not math.isfinite(last["total"]):
             self.diverged = True
             raise _Stop
@@ -380,7 +457,7 @@ class _Loop:
             if self.on_step(event):
                 self.stopped = True
                 raise _Stop
-        return terms["total"].detach()
+        return terms["total"]
 
     def optimise(self) -> None:
         try:
@@ -408,7 +485,7 @@ class _Loop:
         # second step into inf/NaN. Here the first iteration is a steepest-descent step sized to move the mean
         # pixel by FIRST_STEP, and every iteration uses a strong-Wolfe line search (~1.1 evaluations each).
         lbfgs = torch.optim.LBFGS([self.x], lr=self.FIRST_STEP * self.x.numel(), max_iter=1, max_eval=n,
-                                  history_size=100, tolerance_grad=0.0, tolerance_change=0.0,
+                                  history_size=self.history, tolerance_grad=0.0, tolerance_change=0.0,
                                   line_search_fn="strong_wolfe")
         if not self._restore(lbfgs):
             lbfgs.step(self.evaluate)  # type: ignore[no-untyped-call]

@@ -88,8 +88,12 @@ def run(
     on_step: OnStep | None = None,
     checkpoint_to: tuple[Path, int] | None = None,
     resume: dict[str, Any] | None = None,
+    max_memory: int | None = None,
 ) -> GatysResult:
     """Stylise ``content`` at ``options.size`` through the stages of :func:`plan`; a single stage is a plain run.
+
+    ``max_memory`` (bytes; default: what the device has free) is each stage's budget: a stage that would not fit
+    runs in tiles (:mod:`stylegram.tiled`).
 
     Events keep the stage's own ``iteration`` / ``total`` and add ``stage`` (0-based) and ``stages``. The result
     has the target size even when ``on_step`` stops a coarser stage (its image is then upsampled); its
@@ -113,7 +117,7 @@ def run(
         if resume is not None and index == first:
             check_checkpoint(resume, stage_options.to_dict())
         result = run_single(vgg, c, s, stage_options, init=start, on_step=_tag(on_step, index, len(stages)),
-                            checkpointing=saving, resume=resume if index == first else None)
+                            checkpointing=saving, resume=resume if index == first else None, max_memory=max_memory)
         image, count, diverged = result.image, count + result.iterations, diverged or result.diverged
         if result.stopped:
             break
