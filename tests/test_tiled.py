@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegram import guided, losses, memory, tiled
+from stylegram import checkpoint, guided, losses, memory, tiled
 from stylegram.cli import main
-from stylegram.gatys import GatysOptions, Objective, compute_targets, run
+from stylegram.gatys import GatysOptions, Objective, compute_targets, run, stylize
 from stylegram.vgg import VGG
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small tiles: one thread is faster on a shared machine
@@ -170,3 +170,23 @@ def test_cli_runs_in_tiles_and_says_so(tmp_path: Path, capsys: pytest.CaptureFix
                  "--content-layers", "relu2_1", "--device", "cpu", "--precision", "float32"])
     assert code == 0 and Image.open(out).size == (64, 48)
     assert "64×48 px runs in 4 tiles" in capsys.readouterr().err
+
+
+def test_stylize_refuses_a_budget_not_even_tiles_fit(weights_cache: str) -> None:
+    picture = Image.fromarray(np.full((48, 64, 3), 128, dtype=np.uint8))
+    with pytest.raises(ValueError, match="not even tiles fit in the 10 MiB available"):
+        stylize(picture, picture, size=64, iterations=1, max_memory="10MiB", device="cpu")
+
+
+def test_a_resumed_tiled_run_ends_with_the_same_image(random_vgg: VGG, tmp_path: Path) -> None:
+    content, style, _ = _images(64, 80)
+    options = GatysOptions(size=80, iterations=12, precision="float32", tile_size=32, style_weight=1e3,
+                           content_layers=("relu2_1",), style_layers=("relu1_1", "relu2_1"))
+    straight = run(random_vgg, content, [style], options, checkpointing=checkpoint.Checkpointing(tmp_path / "a", 5))
+    stopped = run(random_vgg, content, [style], options, checkpointing=checkpoint.Checkpointing(tmp_path / "b", 5),
+                  on_step=lambda e: e.iteration >= 8)
+    state = checkpoint.load(tmp_path / "b", options.to_dict())
+    resumed = run(random_vgg, content, [style], options, checkpointing=checkpoint.Checkpointing(tmp_path / "b", 5),
+                  resume=state)
+    assert stopped.stopped and resumed.iterations == 12 and resumed.tiles == straight.tiles > 1
+    assert torch.equal(resumed.image, straight.image)  # the cuts continue where they were, as in the straight run

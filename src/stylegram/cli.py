@@ -157,8 +157,8 @@ def _add_common_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--max-memory", type=_memory_budget, default=None, metavar="SIZE",
-                   help="refuse to start when the estimated peak memory exceeds SIZE (2GB, 512MB, 1.5GiB …; "
-                        "default: the memory free on the device)")
+                   help="memory budget (2GB, 512MB, 1.5GiB …; default: the memory free on the device): a stage "
+                        "whose estimated peak exceeds it runs in tiles; refuse to start when not even tiles fit")
 
 
 def _memory_budget(text: str) -> int:

@@ -372,6 +372,8 @@ def run(
     tiles = 1
     if setup.tiling is not None:
         objective = tiled.TiledObjective(vgg, targets, options, setup.tiling)
+        # The cuts move with each evaluation: a resumed run continues the sequence where it was saved.
+        objective.evaluations = int(resume["count"]) if resume is not None else 0
         tiles = len(tiled.boxes(int(content.shape[-2]), int(content.shape[-1]), setup.tiling))
     start = init if init is not None else initial_image(options.init, content, styles, options.seed, _load_tensor)
     x = start.detach().clone().to(content).requires_grad_(True)
@@ -572,18 +574,24 @@ def stylize(
     *,
     on_step: OnStep | None = None,
     device: str | torch.device | None = None,
+    max_memory: int | str | None = None,
     **options: Any,
 ) -> Image.Image:
     """Stylise ``content`` with one or more ``style`` images; ``options`` are :class:`GatysOptions` fields.
 
+    ``max_memory`` (bytes, or a size such as ``"8GB"``; default: what the device has free) is the budget above
+    which a stage runs in tiles.
+
     >>> out = stylize("photo.jpg", "painting.jpg", size=256, iterations=200)  # doctest: +SKIP
     """
-    from . import multiscale  # imported here: multiscale builds on this module's run()
+    from . import memory, multiscale  # imported here: both build on this module
+
+    budget = memory.parse_size(max_memory) if isinstance(max_memory, str) else max_memory
 
     opts = GatysOptions(**options)
     style_list = [style] if isinstance(style, (Image.Image, str, os.PathLike)) else list(style)
     dev = torch.device(device) if device is not None else default_device()
     vgg = _cached_vgg(opts.model, opts.weights, opts.pooling, str(dev))
     result = multiscale.run(vgg, _as_image(content), [_as_image(im) for im in style_list], opts, device=dev,
-                            on_step=on_step)
+                            on_step=on_step, max_memory=budget)
     return images.to_pil(result.image)
