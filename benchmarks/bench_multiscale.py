@@ -30,33 +30,39 @@ from stylegram.weights import load_vgg
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
-Trace = list[tuple[float, torch.Tensor]]  # (seconds since the run began, image)
+Trace = list[tuple[float, float, torch.Tensor]]  # (seconds since the run began, work so far, image)
 
 
 def traced_run(vgg: VGG, content: object, style: object, options: GatysOptions, every: int) -> Trace:
+    """The run's images every ``every`` evaluations, with wall time and *work*: evaluations counted in units of
+    one evaluation at the target size (a stage at half the size counts ¼ each, by its pixels). Work does not
+    depend on what else the machine runs, so it gives a load-independent ratio beside the wall-clock one."""
     trace: Trace = []
+    sizes = [st.size for st in multiscale.plan(options)]
+    work = [0.0]
     t0 = time.perf_counter()
 
     def keep(e: StepEvent) -> None:
+        work[0] += (sizes[e.stage] / options.size) ** 2
         if e.iteration % every == 0 or e.iteration == e.total:
-            trace.append((time.perf_counter() - t0, e.image()))
+            trace.append((time.perf_counter() - t0, work[0], e.image()))
 
     result = multiscale.run(vgg, content, [style], options, on_step=keep)  # type: ignore[arg-type]
-    trace.append((time.perf_counter() - t0, result.image))  # the best image, as returned
+    trace.append((time.perf_counter() - t0, work[0], result.image))  # the best image, as returned
     return trace
 
 
-def scored(objective: Objective, trace: Trace, shape: torch.Size) -> list[tuple[float, float]]:
+def scored(objective: Objective, trace: Trace, shape: torch.Size) -> list[tuple[float, float, float]]:
     out = []
     with torch.no_grad():
-        for t, image in trace:
+        for t, work, image in trace:
             x = multiscale.upsample(image, shape) if image.shape[-2:] != shape else image
-            out.append((t, float(objective(x)["total"])))
+            out.append((t, work, float(objective(x)["total"])))
     return out
 
 
-def time_to(losses: list[tuple[float, float]], level: float) -> float:
-    return next(t for t, loss in losses if loss <= level * (1 + 1e-6))
+def time_to(losses: list[tuple[float, float, float]], level: float) -> tuple[float, float]:
+    return next((t, work) for t, work, loss in losses if loss <= level * (1 + 1e-6))
 
 
 def main() -> int:
@@ -82,13 +88,16 @@ def main() -> int:
         start = objective(c)["total"].item()
     for name, options in (("single-scale", single), ("coarse-to-fine", coarse)):
         runs[name] = scored(objective, traced_run(vgg, content, style, options, args.every), c.shape[-2:])
-        t, loss = runs[name][-1]
-        trail = ", ".join(f"{loss:.3g}@{t:.0f}s" for t, loss in runs[name][:: max(1, len(runs[name]) // 8)])
+        t, _, loss = runs[name][-1]
+        trail = ", ".join(f"{loss:.3g}@{t:.0f}s" for t, _, loss in runs[name][:: max(1, len(runs[name]) // 8)])
         print(f"  {name:15s} {t:7.1f} s, final loss {loss:.4g} (start {start:.4g}); loss@time: {trail}")
-    level = max(r[-1][1] for r in runs.values())
-    t_single, t_multi = time_to(runs["single-scale"], level), time_to(runs["coarse-to-fine"], level)
+    level = max(r[-1][2] for r in runs.values())
+    (t_single, w_single), (t_multi, w_multi) = time_to(runs["single-scale"], level), time_to(runs["coarse-to-fine"],
+                                                                                             level)
     print(f"loss both reach: {level:.4g}; time to reach it: single-scale {t_single:.1f} s, "
           f"coarse-to-fine {t_multi:.1f} s; speed-up {t_single / t_multi:.2f}x")
+    print(f"work to reach it (in {args.size} px evaluations): single-scale {w_single:.1f}, coarse-to-fine "
+          f"{w_multi:.1f}; speed-up {w_single / w_multi:.2f}x")
     return 0
 
 
