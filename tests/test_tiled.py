@@ -52,6 +52,15 @@ def test_boxes_partition_the_image_on_the_pooling_grid(shift: int) -> None:
     assert tiled.largest_input(150, 203, tiling)[1] <= 64 + 16 + 2 * 80
 
 
+def test_cuts_stay_on_the_grid_for_any_length() -> None:
+    for length in range(1, 200):
+        for core in (16, 32, 48, 64):
+            for shift in tiled.SHIFTS:
+                cuts = tiled._cuts(length, core, 16, shift)
+                assert cuts[0] == 0 and cuts[-1] == length and cuts == sorted(set(cuts))
+                assert all(c % 16 == 0 for c in cuts[:-1]), (length, core, shift, cuts)
+
+
 @pytest.mark.parametrize("pooling", ["avg", "max"])
 def test_tiled_features_equal_the_whole_image_s(pooling: str) -> None:
     torch.manual_seed(3)

@@ -102,12 +102,14 @@ def _cuts(length: int, core: int, align: int, shift: int) -> list[int]:
     """Cut positions 0 = c_0 < … < c_n = length: n equal parts of at most ``core`` (on the ``align`` grid),
     the interior cuts moved by ``shift`` strides."""
     n = max(1, math.ceil(length / core))
+    last = (length - 1) // align * align  # the last position on the grid before the end
     cuts = [0]
     for k in range(1, n):
-        at = round(k * length / n / align + shift) * align
-        cuts.append(min(max(at, cuts[-1] + align), length - align))
+        at = min(max(round(k * length / n / align + shift) * align, cuts[-1] + align), last)
+        if at > cuts[-1]:
+            cuts.append(at)
     cuts.append(length)
-    return sorted(set(cuts))
+    return cuts
 
 
 def boxes(height: int, width: int, tiling: Tiling, shift: int = 0) -> list[Box]:
