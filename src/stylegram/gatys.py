@@ -238,7 +238,7 @@ def compute_targets(
             content_feats = tiled.feature_maps(vgg, content, options.content_layers, tiling, options.precision)
             style_masks = masks.style if masks is not None else (None,) * len(styles)
             per_style = [tiled.gram_matrices(vgg, s, layers, tiling, options.precision,
-                                             guides=_style_guides(vgg, layers, s, m))
+                                             guides=None if m is None else _layer_guides(vgg, layers, m, s))
                          for s, m in zip(styles, style_masks, strict=True)]
             style_targets = {layer: _combine([g[layer] for g in per_style], blend, masks) for layer in layers}
         else:
@@ -249,13 +249,7 @@ def compute_targets(
                 else losses.blend_grams([losses.gram_matrix(f[layer]) for f in maps], blend)
                 for layer in layers
             }
-    region_guides = None
-    if masks is not None:
-        shapes = {layer: vgg.spec(layer).scale for layer in options.style_layers}
-        h, w = content.shape[-2:]
-        region_guides = {
-            layer: guided.guides(masks.content, (-(-h // scale), -(-w // scale))) for layer, scale in shapes.items()
-        }
+    region_guides = None if masks is None else _layer_guides(vgg, layers, masks.content, content)
     return Targets(
         content={k: v.detach() for k, v in content_feats.items()},
         style=style_targets,
@@ -264,11 +258,10 @@ def compute_targets(
     )
 
 
-def _style_guides(vgg: VGG, layers: Sequence[str], style: Tensor, mask: Tensor | None) -> dict[str, Tensor] | None:
-    if mask is None:
-        return None
-    h, w = style.shape[-2:]
-    return {k: guided.guides(mask, (-(-h // vgg.spec(k).scale), -(-w // vgg.spec(k).scale))) for k in layers}
+def _layer_guides(vgg: VGG, layers: Sequence[str], mask: Tensor, image: Tensor) -> dict[str, Tensor]:
+    """Region weights of ``mask`` at each layer's feature size for ``image`` (:func:`guided.guides`)."""
+    h, w = int(image.shape[-2]), int(image.shape[-1])
+    return {k: guided.guides(mask, vgg.feature_shape(k, h, w)) for k in layers}
 
 
 def _combine(grams: Sequence[Tensor], blend: Sequence[float], masks: guided.Masks | None) -> Tensor:

@@ -165,18 +165,23 @@ def gram_matrices(vgg: VGG, image: Tensor, layers: Sequence[str], tiling: Tiling
     With ``guides`` (per layer, (K, 1, h, w) at the whole image's feature size; see :mod:`guided`) one guided
     Gram matrix per region, (K, C, C), as ``gram_matrix(features * guides)``.
     """
+    h, w = int(image.shape[-2]), int(image.shape[-1])
     sums: dict[str, Tensor] = {}
-    positions = dict.fromkeys(layers, 0)
     for box, feats in _tile_features(vgg, image, layers, tiling, precision, shift):
         for layer in layers:
             f = feats[layer]
-            positions[layer] += f.shape[-2] * f.shape[-1]
             if guides is not None:
                 f = f * region(guides[layer], box, vgg.spec(layer).scale)
-            flat = f.flatten(2)
-            part = torch.bmm(flat, flat.transpose(1, 2))
+            part = losses.gram_matrix(f) * _share(f, vgg, layer, h, w)
             sums[layer] = part if layer not in sums else sums[layer] + part
-    return {k: v / positions[k] for k, v in sums.items()}
+    return sums
+
+
+def _share(core_features: Tensor, vgg: VGG, layer: str, height: int, width: int) -> float:
+    """A core's positions as a fraction of the whole image's at ``layer``: turns the core's Gram matrix
+    (normalised by its own positions) into its contribution to the whole image's."""
+    fh, fw = vgg.feature_shape(layer, height, width)
+    return core_features.shape[-2] * core_features.shape[-1] / (fh * fw)
 
 
 def feature_maps(vgg: VGG, image: Tensor, layers: Sequence[str], tiling: Tiling, precision: str) -> dict[str, Tensor]:
@@ -185,10 +190,9 @@ def feature_maps(vgg: VGG, image: Tensor, layers: Sequence[str], tiling: Tiling,
     out: dict[str, Tensor] = {}
     for box, feats in _tile_features(vgg, image, layers, tiling, precision):
         for layer, f in feats.items():
-            scale = vgg.spec(layer).scale
             if layer not in out:
-                out[layer] = f.new_empty((*f.shape[:2], -(-h // scale), -(-w // scale)))
-            region(out[layer], box, scale).copy_(f)
+                out[layer] = f.new_empty((*f.shape[:2], *vgg.feature_shape(layer, h, w)))
+            region(out[layer], box, vgg.spec(layer).scale).copy_(f)
     return out
 
 
@@ -230,9 +234,8 @@ class TiledObjective:
                     f = core(feats[layer], box, scale, h, w)
                     if t.guides is not None:
                         f = f * region(t.guides[layer], box, scale)
-                    # ⟨D, F_t F_tᵀ / M⟩: gram_matrix divides by the tile's positions, so scale back to the image's.
-                    share = f.shape[-2] * f.shape[-1] / (-(-h // scale) * -(-w // scale))
-                    parts.append((d * losses.gram_matrix(f)).sum() * share)
+                    # ⟨D, F_t F_tᵀ / M⟩: the core's share of the whole image's Gram matrix.
+                    parts.append((d * losses.gram_matrix(f)).sum() * _share(f, vgg, layer, h, w))
                 if t.content:
                     tile_content = torch.stack([
                         losses.content_loss(core(feats[k], box, vgg.spec(k).scale, h, w),

@@ -150,6 +150,11 @@ class VGG(nn.Module):
     def spec(self, name: str) -> LayerSpec:
         return self.specs[self._index(name)]
 
+    def feature_shape(self, name: str, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of layer ``name``'s maps for a ``height`` × ``width`` input (ceil-mode pooling keeps odd edges)."""
+        scale = self.spec(name).scale
+        return -(-height // scale), -(-width // scale)
+
     def _index(self, name: str) -> int:
         try:
             return self._order[name]
