@@ -34,9 +34,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from stylegram.train import JOHNSON_CONTENT_LAYERS, JOHNSON_STYLE_LAYERS, LossTargets, TrainOptions, perceptual_loss
-from stylegram.transformer import TransformerNet
-from stylegram.vgg import VGG
+from stylegram.feedforward.train import (
+    JOHNSON_CONTENT_LAYERS,
+    JOHNSON_STYLE_LAYERS,
+    LossTargets,
+    TrainOptions,
+    perceptual_loss,
+)
+from stylegram.nets.transformer import TransformerNet
+from stylegram.nets.vgg import VGG
 
 
 def _sync(device: torch.device) -> None:
@@ -101,7 +107,7 @@ def _row(size: int, width: float, engine: str, flops: float, t: float, peak: flo
 def inference_rows(sizes: Iterable[int], device: torch.device, peak: float, onnx: bool,
                    peak_bf16: float | None = None) -> list[list[str]]:
     """Rows per width and size: PyTorch float32, PyTorch bfloat16 (if ``peak_bf16``), onnxruntime (if ``onnx``)."""
-    from stylegram.fast import FastStyleModel, ModelInfo
+    from stylegram.feedforward.model import FastStyleModel, ModelInfo
 
     rows = []
     for width in (1.0, 0.5):
@@ -129,8 +135,8 @@ def inference_rows(sizes: Iterable[int], device: torch.device, peak: float, onnx
 def _onnx_session(net: TransformerNet) -> Any:
     import onnxruntime as ort
 
-    from stylegram.export import onnx_bytes
-    from stylegram.fast import FastStyleModel, ModelInfo
+    from stylegram.feedforward.export import onnx_bytes
+    from stylegram.feedforward.model import FastStyleModel, ModelInfo
 
     device = next(net.parameters()).device
     data = onnx_bytes(FastStyleModel(net.cpu(), ModelInfo(width=net.width)))

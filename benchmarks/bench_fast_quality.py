@@ -30,10 +30,10 @@ from typing import Any
 
 import torch
 
-from stylegram import images
-from stylegram.events import StepEvent
-from stylegram.fast import load_model
-from stylegram.train import TrainOptions, perceptual_loss, style_targets, train
+from stylegram.core import images
+from stylegram.core.events import StepEvent
+from stylegram.feedforward.model import load_model
+from stylegram.feedforward.train import TrainOptions, perceptual_loss, style_targets, train
 from stylegram.weights import load_vgg
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

@@ -34,9 +34,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from stylegram import images
+from stylegram.core import images
 from stylegram.gatys import GatysOptions, prepare, run
-from stylegram.vgg import VGG
+from stylegram.nets.vgg import VGG
 from stylegram.weights import load_vgg
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -200,9 +200,8 @@ def main() -> int:
     peak16 = matmul_peak(torch.bfloat16, device)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; weights {info.source} {info.sha256[:12]}")
     print(f"matrix-multiply peak: float32 {peak32:.1f} GFLOP/s, bfloat16 {peak16:.1f} GFLOP/s")
-    from stylegram.gatys import resolve_precision
 
-    precision = resolve_precision(GatysOptions(precision=args.precision), device).precision
+    precision = GatysOptions(precision=args.precision).resolved(device).precision
     print(f"stylegram precision: {precision} (asked: {args.precision}); the baseline runs float32")
     peak = peak16 if precision == "bfloat16" else peak32
     mem = PeakRSS()

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from stylegram import images, multiscale
-from stylegram.events import StepEvent
-from stylegram.gatys import GatysOptions, Objective, compute_targets, prepare, resolve_precision
-from stylegram.vgg import VGG
+from stylegram.core import images
+from stylegram.core.events import StepEvent
+from stylegram.gatys import GatysOptions, Objective, compute_targets, multiscale, prepare
+from stylegram.nets.vgg import VGG
 from stylegram.weights import load_vgg
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -75,7 +75,7 @@ def main() -> int:
     vgg, info = load_vgg("vgg16-caffe", pooling="avg")
     content = images.load_image(args.shared / "images" / "tubingen.jpg")
     style = images.load_image(args.shared / "images" / "starry_night.jpg")
-    base = resolve_precision(GatysOptions(size=args.size, iterations=args.iterations), torch.device("cpu"))
+    base = GatysOptions(size=args.size, iterations=args.iterations).resolved(torch.device("cpu"))
     single, coarse = base.replace(multiscale=False), base.replace(coarse_size=(args.size + 1) // 2)
     c, s = prepare(content, [style], base)
     objective = Objective(vgg, compute_targets(vgg, c, s, base), base)

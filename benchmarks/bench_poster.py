@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from stylegram import images, memory, multiscale, tiled
-from stylegram.events import StepEvent
-from stylegram.gatys import GatysOptions, resolve_precision
+from stylegram.core import images
+from stylegram.core.events import StepEvent
+from stylegram.gatys import GatysOptions, memory, multiscale, tiled
 from stylegram.weights import load_vgg
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -46,7 +46,7 @@ def main() -> int:
 
     budget = memory.parse_size(args.max_memory)
     stages_its = tuple(int(n) for n in args.stage_iterations.split(","))
-    options = resolve_precision(GatysOptions(size=args.size, stage_iterations=stages_its), torch.device("cpu"))
+    options = GatysOptions(size=args.size, stage_iterations=stages_its).resolved(torch.device("cpu"))
     content, style = images.load_image(args.content), images.load_image(args.style)
     vgg, _ = load_vgg(options.model, pooling=options.pooling)
     stages = multiscale.plan(options)

@@ -6,9 +6,9 @@
 import sys
 from pathlib import Path
 
-from stylegram import images
-from stylegram.figures import panel_row
-from stylegram.samples import demo_content, generated_painting
+from stylegram.core import images
+from stylegram.core.figures import panel_row
+from stylegram.core.samples import demo_content, generated_painting
 
 result = images.load_image(sys.argv[1])
 size = result.height

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from stylegram.vgg import VGG
+from stylegram.nets.vgg import VGG
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylegram import images
-from stylegram.cli import main
+from stylegram.cli.main import main
+from stylegram.core import images
 
 FAST = ["--size", "32", "--iterations", "3", "--quiet", "--device", "cpu",
         "--content-layers", "relu2_1", "--style-layers", "relu1_1,relu2_1"]
@@ -31,7 +31,7 @@ def pictures(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stylegram.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stylegram", *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 
@@ -139,7 +139,7 @@ def test_ctrl_c_keeps_the_latest_image(weights_cache: str, tmp_path: Path, pictu
     out = tmp_path / "out.png"
     args = [a for a in FAST if a != "--quiet"]
     args[args.index("--iterations") + 1] = "100000"
-    proc = subprocess.Popen([sys.executable, "-m", "stylegram.cli", "stylize", str(content), str(style),
+    proc = subprocess.Popen([sys.executable, "-m", "stylegram", "stylize", str(content), str(style),
                              "-o", str(out), *args], stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     deadline = time.monotonic() + 90

@@ -14,11 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegram import images
-from stylegram.cli import main
-from stylegram.color import keep_colors
-from stylegram.export import OnnxStyleModel, export_onnx
-from stylegram.fast import (
+from stylegram.cli.main import main
+from stylegram.core import images
+from stylegram.core.device import native_bfloat16
+from stylegram.core.video import VideoError, stylize_video
+from stylegram.feedforward.export import OnnxStyleModel, export_onnx
+from stylegram.feedforward.model import (
     FORMAT,
     METADATA_KEY,
     FastStyleModel,
@@ -28,9 +29,8 @@ from stylegram.fast import (
     resolve_precision,
     save_model,
 )
-from stylegram.gatys import native_bfloat16
-from stylegram.transformer import TransformerNet
-from stylegram.video import VideoError, stylize_video
+from stylegram.losses.color import keep_colors
+from stylegram.nets.transformer import TransformerNet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -234,7 +234,7 @@ def test_precision_is_checked_and_auto_follows_the_hardware(model_file: Path, ne
     cpu = torch.device("cpu")
     assert resolve_precision("float32", cpu) == "float32" and resolve_precision("bfloat16", cpu) == "bfloat16"
     for native in (True, False):
-        monkeypatch.setattr("stylegram.gatys.native_bfloat16", lambda device, native=native: native)
+        monkeypatch.setattr("stylegram.core.device.native_bfloat16", lambda device, native=native: native)
         assert resolve_precision("auto", cpu) == ("bfloat16" if native else "float32")
         assert FastStyleModel(net, INFO, precision="auto").precision == resolve_precision("auto", cpu)
     assert load_model(model_file).precision == "float32"  # the library's default: the paper's arithmetic
@@ -388,7 +388,7 @@ def test_cli_export_and_apply_with_onnxruntime(model_file: Path, tmp_path: Path,
 
 
 def test_help_lists_the_fast_commands() -> None:
-    r = subprocess.run([sys.executable, "-m", "stylegram.cli", "train", "--help"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "stylegram", "train", "--help"], capture_output=True, text=True,
                        check=False)
     assert r.returncode == 0
     for flag in ("--iterations", "--batch-size", "--image-size", "--style-size", "--content-weight", "--style-weight",

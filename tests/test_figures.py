@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylegram.figures import Box, FigureStyle, panel_grid, panel_row
+from stylegram.core.figures import Box, FigureStyle, panel_grid, panel_row
 
 COLOURS = [(200, 30, 30), (30, 160, 40), (40, 60, 210), (220, 200, 20), (20, 200, 200), (160, 40, 160)]
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegram import guided, images
+from stylegram.core import images
 from stylegram.gatys import GatysOptions, run
-from stylegram.vgg import VGG
+from stylegram.losses import guided
+from stylegram.nets.vgg import VGG
 
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegram import images
-from stylegram.images import (
+from stylegram.core import images
+from stylegram.core.images import (
     ImageError,
     atomic_write_bytes,
     atomic_write_text,

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from stylegram import losses
+from stylegram.losses import functional as losses
 
 
 def test_gram_matrix_by_hand() -> None:

@@ -14,10 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegram import memory
-from stylegram.cli import main
-from stylegram.gatys import GatysOptions, run
-from stylegram.vgg import VGG
+from stylegram.cli.main import main
+from stylegram.gatys import GatysOptions, memory, run
+from stylegram.nets.vgg import VGG
 
 TOLERANCE = 0.35  # the estimate must be within ±35 % of the measured peak
 

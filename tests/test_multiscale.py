@@ -10,12 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegram import multiscale
-from stylegram.cli import main
-from stylegram.events import StepEvent
-from stylegram.gatys import GatysOptions, Objective, compute_targets, prepare
-from stylegram.multiscale import Stage, plan
-from stylegram.vgg import VGG
+from stylegram.cli.main import main
+from stylegram.core.events import StepEvent
+from stylegram.gatys import GatysOptions, Objective, compute_targets, multiscale, prepare
+from stylegram.gatys.multiscale import Stage, plan
+from stylegram.nets.vgg import VGG
 
 # Tiny stages: 64 px output from a 32 px coarse stage; shallow layers keep it fast.
 TINY = {"size": 64, "coarse_size": 32, "iterations": 6, "precision": "float32", "init": "content",

@@ -9,7 +9,9 @@ import pytest
 import safetensors
 import torch
 
-from stylegram.normalize import (
+from stylegram.nets.vgg import VGG
+from stylegram.weights import cache_dir
+from stylegram.weights.normalize import (
     CALIBRATION_IMAGES,
     CALIBRATION_POOLING,
     FILENAME,
@@ -22,8 +24,6 @@ from stylegram.normalize import (
     normalize_vgg,
     relu_means,
 )
-from stylegram.vgg import VGG
-from stylegram.weights import cache_dir
 
 RELUS = [f"relu{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3)) for i in range(1, n + 1)]
 
@@ -116,8 +116,8 @@ def test_real_network_has_unit_mean_activations(
 def test_real_network_is_the_original_up_to_positive_channel_scales(
     real_vgg: VGG, normalized_max: VGG, original_means: dict[str, torch.Tensor]
 ) -> None:
-    from stylegram.images import to_tensor
-    from stylegram.samples import generated_painting
+    from stylegram.core.images import to_tensor
+    from stylegram.core.samples import generated_painting
 
     means = original_means
     original = real_vgg  # average pooling: proportionality holds for either pooling, whatever was calibrated

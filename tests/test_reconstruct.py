@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegram import images
-from stylegram.cli import main
-from stylegram.events import StepEvent
+from stylegram.cli.main import main
+from stylegram.core import images
+from stylegram.core.events import StepEvent
 from stylegram.gatys import GatysOptions
-from stylegram.reconstruct import (
+from stylegram.gatys.reconstruct import (
     content_options,
     ratio_options,
     reconstruct_content,
@@ -22,7 +22,7 @@ from stylegram.reconstruct import (
     subset_label,
     tradeoff_grid,
 )
-from stylegram.vgg import VGG
+from stylegram.nets.vgg import VGG
 
 FAST = GatysOptions(size=32, iterations=12, precision="float32", init="content", content_weight=3.0)
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from stylegram.samples import demo_content, generated_painting
+from stylegram.core.samples import demo_content, generated_painting
 
 
 def test_generated_painting_is_deterministic_and_painterly() -> None:

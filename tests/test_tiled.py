@@ -10,10 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from stylegram import checkpoint, guided, losses, memory, tiled
-from stylegram.cli import main
-from stylegram.gatys import GatysOptions, Objective, compute_targets, run, stylize
-from stylegram.vgg import VGG
+from stylegram.cli.main import main
+from stylegram.gatys import GatysOptions, Objective, compute_targets, memory, run, stylize, tiled
+from stylegram.losses import functional as losses
+from stylegram.losses import guided
+from stylegram.nets.vgg import VGG
+from stylegram.optim import checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small tiles: one thread is faster on a shared machine
 

@@ -16,12 +16,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from PIL import Image
 
-from stylegram.cli import main
-from stylegram.events import StepEvent
-from stylegram.fast import load_model
-from stylegram.train import LOG_COLUMNS, TrainError, TrainOptions, latest_checkpoint, train
-from stylegram.train_data import TrainDataError, TrainingImages
-from stylegram.vgg import VGG
+from stylegram.cli.main import main
+from stylegram.core.events import StepEvent
+from stylegram.feedforward.data import TrainDataError, TrainingImages
+from stylegram.feedforward.model import load_model
+from stylegram.feedforward.train import LOG_COLUMNS, TrainError, TrainOptions, latest_checkpoint, train
+from stylegram.nets.vgg import VGG
 
 TINY = {"iterations": 2, "batch_size": 1, "workers": 0, "image_size": 64, "style_size": 64, "width": 0.5,
         "checkpoint_every": 2, "previews": 2, "style_layers": ("relu1_2", "relu2_2"),
@@ -256,7 +256,7 @@ def test_two_processes_train_data_parallel_and_end_with_identical_weights(
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "stylegram.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stylegram", *args], capture_output=True, text=True,
                           timeout=300, check=False, env=env)
 
 

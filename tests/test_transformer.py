@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from stylegram.transformer import (
+from stylegram.nets.transformer import (
     ResidualBlock,
     TransformerNet,
     Upsample,

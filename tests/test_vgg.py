@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from stylegram.vgg import VGG, Normalization, deepest, layer_names, layer_specs
+from stylegram.nets.vgg import VGG, Normalization, deepest, layer_names, layer_specs
 
 
 def test_layer_names_follow_the_caffe_convention() -> None:

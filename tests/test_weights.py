@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stylegram import weights, weights_cache
-from stylegram.vgg import CONFIGS, VGG, Normalization, layer_specs
+from stylegram.nets.vgg import CONFIGS, VGG, Normalization, layer_specs
 from stylegram.weights import (
     DEFAULT_SOURCE,
     NORMALIZED_SOURCE,
@@ -41,6 +40,8 @@ from stylegram.weights import (
     load_vgg,
     verify,
 )
+from stylegram.weights import cache as weights_cache
+from stylegram.weights import sources as weights
 
 CAFFE_BIAS_START = [0.734298, 0.093404, 0.067757, 0.886297]
 
@@ -462,7 +463,7 @@ def test_list_sources(converted: Converted, monkeypatch: pytest.MonkeyPatch, iso
 def test_list_sources_reports_the_normalized_network_honestly(
     converted: Converted, isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stylegram.normalize import FILENAME
+    from stylegram.weights.normalize import FILENAME
 
     isolated.mkdir()
     shutil.copyfile(converted.cache / "vgg16-caffe.safetensors", isolated / "vgg16-caffe.safetensors")

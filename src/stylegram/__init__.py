@@ -7,20 +7,17 @@
 Nothing happens at import time: no files are read and no weights are loaded until a function asks for them.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from stylegram.core.errors import StylegramError, UsageError
+from stylegram.core.events import StepEvent
+from stylegram.core.images import ImageError, load_image, save_image, to_pil, to_tensor
+from stylegram.core.record import stylegram_version
+from stylegram.feedforward.model import FastStyleModel, ModelError, ModelInfo, load_model
+from stylegram.feedforward.train import TrainOptions, TrainResult
+from stylegram.gatys import GatysOptions, GatysResult, StylizeJob, run, stylize
+from stylegram.nets.vgg import VGG, layer_names
+from stylegram.weights import WeightsError, WeightsUnavailable, load_vgg
 
-from .events import StepEvent
-from .fast import FastStyleModel, ModelError, ModelInfo, load_model
-from .gatys import GatysOptions, GatysResult, run, stylize
-from .images import ImageError, load_image, save_image, to_pil, to_tensor
-from .train import TrainOptions, TrainResult
-from .vgg import VGG, layer_names
-from .weights import WeightsError, WeightsUnavailable, load_vgg
-
-try:
-    __version__ = version("stylegram")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+__version__ = stylegram_version()
 
 __all__ = [
     "VGG",
@@ -31,8 +28,11 @@ __all__ = [
     "ModelError",
     "ModelInfo",
     "StepEvent",
+    "StylegramError",
+    "StylizeJob",
     "TrainOptions",
     "TrainResult",
+    "UsageError",
     "WeightsError",
     "WeightsUnavailable",
     "__version__",

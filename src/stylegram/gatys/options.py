@@ -1,0 +1,90 @@
+"""Every option of Gatys style transfer, with its default, help text and bounds, in one place.
+
+The command line derives its flags from these declarations and the web app its form fields
+(:func:`stylegram.core.options.describe`); every output records them (:meth:`GatysOptions.to_dict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from stylegram.core.device import resolve_precision
+from stylegram.core.options import Options, option
+
+# The paper names layers after Caffe blobs, and Caffe's ReLUs work in place, so the paper's "conv4_2" response
+# is the rectified output, our relu4_2 (as in neural-style). Pass conv* names for pre-activation responses.
+PAPER_CONTENT_LAYERS = ("relu4_2",)
+PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclass(frozen=True)
+class GatysOptions(Options):
+    """Every option of Gatys style transfer, with its default."""
+
+    size: int = option(512, "longest side of the output in pixels", min=16, max=16384)
+    iterations: int = option(500, "loss evaluations (one forward + backward pass each), whatever the optimiser",
+                             min=0)
+    content_weight: float = option(1.0, "α: weight of the content loss", min=0)
+    style_weight: float = option(30.0, "β: weight of the style loss; α/β sets the trade-off (lower = more style)",
+                                 min=0)
+    tv_weight: float = option(0.0, "weight of the total-variation smoothness term (0 = off)", min=0)
+    content_layers: tuple[str, ...] = option(PAPER_CONTENT_LAYERS, "VGG layers for the content loss")
+    style_layers: tuple[str, ...] = option(PAPER_STYLE_LAYERS, "VGG layers for the style loss")
+    style_layer_weights: tuple[float, ...] | None = option(None, "weight w_l of each style layer (default: equal)",
+                                                           min=0)
+    style_blend_weights: tuple[float, ...] | None = option(None, "weight of each style image (default: equal)",
+                                                           min=0)
+    style_scale: float = option(1.0, "size of the style image(s) relative to the output", above=0, max=64)
+    content_masks: tuple[str, ...] | None = option(
+        None, "one mask image per style: where on the output each style goes (white = on; Gatys et al. 2017)",
+        web=False)
+    style_masks: tuple[str, ...] | None = option(
+        None, "one mask image per style: which part of each style image to take the style from", web=False)
+    mask_colors: tuple[str, ...] | None = option(
+        None, "colour-indexed masks: one colour per style (ff0000,#00f,blue …); each mask image's pixels of "
+        "style k's colour mark its region (one content mask image may then serve every style)", web=False)
+    original_colors: bool = option(False, "keep the content's colours (luminance-only transfer)")
+    color_transfer: Literal["none", "histogram"] = option(
+        "none", "histogram: recolour the style image(s) to the content's colour mean and covariance first")
+    init: str = option("content", "start image: content, noise (the paper's white noise), style, or an image file")
+    optimizer: Literal["lbfgs", "adam"] = option("lbfgs", "optimiser: lbfgs or adam")
+    learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)", above=0)
+    pooling: Literal["avg", "max"] = option("avg", "pooling in VGG: avg (the paper's choice) or max")
+    precision: Literal["auto", "float32", "bfloat16"] = option(
+        "auto", "arithmetic of the VGG convolutions: float32, bfloat16, or auto (bfloat16 where the hardware "
+        "has native bfloat16, else float32)")
+    multiscale: bool = option(True, "coarse-to-fine: optimise first at coarse-size or less, then double up to size")
+    coarse_size: int = option(512, "longest side of the coarsest stage: the output is halved until it fits",
+                              min=16, max=16384)
+    stage_iterations: tuple[int, ...] | None = option(
+        None, "evaluations per stage, coarsest first (default: iterations at the coarsest, half as many at each "
+        "finer stage)", min=0)
+    tile_size: int = option(
+        0, "optimise in tiles whose cores are at most this many pixels a side, with the whole image's exact "
+        "gradient (0 = automatic: tile only a stage that would not fit the memory budget)", min=0)
+    lbfgs_history: int = option(
+        0, "L-BFGS curvature pairs kept (0 = automatic: 100, fewer above ~1400 px so that they take at most 2 GiB)",
+        min=0)
+    seed: int = option(0, "random seed for the noise start; same seed, same machine, same image")
+    model: str = option("vgg16-caffe", "weights id (see `stylegram weights list`)")
+    weights: str | None = option(None, "a weights file to use instead of the model's default location", web=False)
+
+    def problems(self) -> Iterator[str]:
+        if not self.content_layers and not self.style_layers:
+            yield "give at least one content or style layer"
+        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
+            yield (
+                f"{len(self.style_layer_weights)} style layer weights for {len(self.style_layers)} style layers"
+            )
+        if self.tile_size != 0 and self.tile_size < 16:
+            yield "tile-size must be 0 (automatic) or >= 16"
+
+    def resolved(self, device: torch.device) -> GatysOptions:
+        """These options with ``precision="auto"`` replaced by what ``device`` runs best."""
+        if self.precision != "auto":
+            return self
+        return self.replace(precision=resolve_precision(self.precision, device))
