@@ -200,9 +200,14 @@ class VGG(nn.Module):
         """ImageNet logits (B, 1000) for RGB images in [0, 1], ideally 224×224."""
         if self.classifier is None:
             raise RuntimeError("these VGG weights have no classifier (fc6–fc8); load torchvision's vgg16 or vgg19")
-        h = self.forward(x, ["pool5"])["pool5"]
+        return self.head(self.forward(x, ["pool5"])["pool5"])
+
+    def head(self, pool5: Tensor) -> Tensor:
+        """The classifier (fc6–fc8) on pool5's output (B, 512, h, w): logits (B, classes)."""
+        if self.classifier is None:
+            raise RuntimeError("these VGG weights have no classifier (fc6–fc8); load torchvision's vgg16 or vgg19")
         # Like torchvision, pool to 7×7 so that any input size reaches fc6 with 25088 features.
-        h = F.adaptive_avg_pool2d(h, (7, 7)).flatten(1)
+        h = F.adaptive_avg_pool2d(pool5, (7, 7)).flatten(1)
         c = self.classifier
         h = F.relu(c["fc6"](h))
         h = F.relu(c["fc7"](h))

@@ -1,0 +1,136 @@
+"""Occlusion sensitivity (Zeiler & Fergus 2014, §4.2 and Fig. 7): slide a grey square over the image.
+
+For each position of the square (top-left corners every ``stride`` pixels while the square fits, as captum's
+``Occlusion`` places them), the occluded image runs through the network and we record
+
+* (b) the total activation of one feature map: by default the map holding the strongest activation of the
+  unoccluded image (the paper's "strongest feature map" of layer 5);
+* (c) that map's strongest activation projected to pixel space, from the unoccluded image;
+* (d) the probability of the target class (default: the unoccluded image's top class) and (e) the most
+  probable class, where the network has a classifier (a torchvision VGG file or a trained ZFNet).
+
+Occluded images go through in batches and only as far as needed: up to the layer when there is no
+classifier, once through the whole network (features taken on the way) when there is.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from stylegram.core.errors import UsageError
+from stylegram.core.events import OnStep, StepEvent
+from stylegram.visualize.layers import Network, device_of, steps, upto
+from stylegram.visualize.project import Projection, check_image, project
+
+
+@dataclass(frozen=True)
+class OcclusionResult:
+    """Maps over the square's positions: row i, column j is the square at (``tops[i]``, ``lefts[j]``)."""
+
+    layer: str
+    channel: int
+    window: int
+    stride: int
+    fill: float
+    tops: tuple[int, ...]
+    lefts: tuple[int, ...]
+    activation: Tensor  # (rows, cols) float: total activation of the map, panel (b)
+    unoccluded: float  # the same total without the square
+    projection: Projection  # panel (c)
+    target: int | None = None
+    probability: Tensor | None = None  # (rows, cols): probability of ``target``, panel (d)
+    predicted: Tensor | None = None  # (rows, cols) long: most probable class, panel (e)
+    seconds: float = 0.0
+    stopped: bool = False  # on_step asked to stop: the positions not reached are NaN (class -1)
+
+    def to_pixels(self, grid: Tensor, height: int, width: int) -> Tensor:
+        """A position map spread over the image: each pixel the mean over the squares covering it (NaN where
+        none does), (height, width). This is how captum's Occlusion lays out its attributions."""
+        total = torch.zeros(height, width, dtype=torch.float64)
+        count = torch.zeros(height, width, dtype=torch.float64)
+        for i, top in enumerate(self.tops):
+            for j, left in enumerate(self.lefts):
+                total[top : top + self.window, left : left + self.window] += float(grid[i, j])
+                count[top : top + self.window, left : left + self.window] += 1
+        return (total / count).float()
+
+
+def positions(length: int, window: int, stride: int) -> tuple[int, ...]:
+    return tuple(range(0, length - window + 1, stride))
+
+
+def occlusion(net: Network, image: Tensor, layer: str, window: int, stride: int, fill: float = 0.5, *,
+              channel: int | None = None, target: int | None = None, batch_size: int = 32,
+              rule: str = "deconvnet", on_step: OnStep | None = None) -> OcclusionResult:
+    """Occlusion maps of ``image`` ((1, 3, H, W) RGB in [0, 1]) for ``layer``: a ``window``-pixel square of
+    grey level ``fill`` (0 black, 1 white) every ``stride`` pixels. See the module docstring for the panels."""
+    start = time.perf_counter()
+    check_image(image)
+    height, width = image.shape[-2:]
+    _check(window, stride, fill, batch_size, height, width)
+    upto(net, layer)  # an unknown layer fails here, before any work
+    classes = net.classifier is not None
+    if target is not None and not classes:
+        raise UsageError("a target class needs a network with a classifier")
+    projection = project(net, image, layer, channel, rule)
+    c = projection.channel
+    x = image.detach().to(device_of(net), torch.float32)
+    base_total, base_logits = _evaluate(net, x, layer, c, classes)
+    if classes and target is None:
+        target = int(base_logits[0].argmax())
+    if target is not None and not 0 <= target < base_logits.shape[1]:
+        raise UsageError(f"target class {target} is out of range (0 to {base_logits.shape[1] - 1})")
+    tops, lefts = positions(height, window, stride), positions(width, window, stride)
+    corners = [(t, left) for t in tops for left in lefts]
+    # Positions not reached when on_step stops the run stay NaN.
+    totals = torch.full((len(corners),), float("nan"))
+    probs, best = torch.full((len(corners),), float("nan")), torch.full((len(corners),), -1, dtype=torch.long)
+    stopped = False
+    for first in range(0, len(corners), batch_size):
+        batch = corners[first : first + batch_size]
+        occluded = x.expand(len(batch), -1, -1, -1).clone()
+        for b, (t, left) in enumerate(batch):
+            occluded[b, :, t : t + window, left : left + window] = fill
+        total, logits = _evaluate(net, occluded, layer, c, classes)
+        totals[first : first + len(batch)] = total.cpu()
+        if classes:
+            p = logits.softmax(dim=1)
+            probs[first : first + len(batch)] = p[:, target].cpu()
+            best[first : first + len(batch)] = p.argmax(dim=1).cpu()
+        done = first + len(batch)
+        if on_step is not None and on_step(StepEvent(done, len(corners), {}, time.perf_counter() - start)):
+            stopped = True
+            break
+    shape = (len(tops), len(lefts))
+    return OcclusionResult(
+        layer, c, window, stride, fill, tops, lefts, totals.view(shape), float(base_total[0]), projection,
+        target, probs.view(shape) if classes else None, best.view(shape) if classes else None,
+        time.perf_counter() - start, stopped)
+
+
+def _check(window: int, stride: int, fill: float, batch_size: int, height: int, width: int) -> None:
+    if window < 1 or stride < 1 or batch_size < 1:
+        raise UsageError(f"window, stride and batch size must be at least 1, got {window}, {stride}, {batch_size}")
+    if window > min(height, width):
+        raise UsageError(f"the {window}-pixel window is larger than the {width}×{height} image")
+    if not 0.0 <= fill <= 1.0:
+        raise UsageError(f"fill must be a grey level between 0 and 1, got {fill}")
+
+
+def _evaluate(net: Network, x: Tensor, layer: str, channel: int, classes: bool) -> tuple[Tensor, Tensor]:
+    """Total activation of ``channel`` of ``layer`` per image (B,), and the logits (B, classes) when wanted."""
+    was_training = net.training
+    net.eval()  # dropout off for the classifier; the caller's mode comes back in finally
+    try:
+        with torch.no_grad():
+            if not classes:
+                return net(x, [layer])[layer][:, channel].sum(dim=(1, 2)), torch.empty(0, 0)
+            last = steps(net)[-1].name
+            feats = net(x, [layer, last])
+            return feats[layer][:, channel].sum(dim=(1, 2)), net.head(feats[last])
+    finally:
+        net.train(was_training)
