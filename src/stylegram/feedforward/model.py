@@ -1,9 +1,10 @@
-"""Trained feed-forward style models (Johnson et al. 2016): the model file format, loading, and applying.
+"""Trained feed-forward models (Johnson et al. 2016): the model file format, loading, and applying.
 
-A model file is a safetensors file: the :class:`~stylegram.transformer.TransformerNet` state dict as tensors,
-and under the metadata key ``"stylegram"`` one JSON object (:class:`ModelInfo`) saying what the tensors are and
-how they were trained. Loading checks the file, the metadata and every tensor's shape against the network the
-metadata describes, and raises :class:`ModelError` with a one-line message naming the first problem.
+A model file is a safetensors file: the network's state dict as tensors, and under the metadata key
+``"stylegram"`` one JSON object (:class:`ModelInfo`) saying which registered architecture the tensors belong to
+(:mod:`stylegram.feedforward.architectures`), the numbers that shape it, and how it was trained. Loading checks
+the file, the metadata and every tensor's shape against the network the metadata describes, and raises
+:class:`ModelError` with a one-line message naming the first problem.
 
     model = stylegram.load_model("mosaic.safetensors")
     picture = model.stylize(Image.open("photo.jpg"))          # PIL in, PIL out
@@ -25,16 +26,15 @@ from typing import Any, overload
 
 import torch
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
 from stylegram.core import images
 from stylegram.core.device import Precision, resolve_precision
 from stylegram.core.errors import StylegramError
-from stylegram.nets.transformer import ARCHITECTURE, TransformerNet, channels_for
+from stylegram.feedforward.architectures import ARCHITECTURES, STYLE_ARCHITECTURE, Architecture, Task, lookup
 
 FORMAT = "stylegram-fast-style/1"
 METADATA_KEY = "stylegram"
-
 
 
 class ModelError(StylegramError):
@@ -54,9 +54,27 @@ class ModelInfo:
     vgg_weights: str = ""
     iterations: int = 0
     stylegram_version: str = ""
-    architecture: str = ARCHITECTURE
+    architecture: str = STYLE_ARCHITECTURE
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)  # the full training options, seed, losses …
+    scale: int = 1  # output side ÷ input side (super-resolution networks: 4 or 8)
+    blocks: int = 0  # residual blocks; 0: the architecture's default
+
+    @property
+    def task(self) -> Task:
+        """What the network does: ``style`` or ``superres``."""
+        return self.arch.task
+
+    @property
+    def arch(self) -> Architecture:
+        found = lookup(self.architecture)
+        if found is None:
+            raise ModelError(f"architecture {self.architecture!r} is unknown")
+        return found
+
+    def build(self) -> nn.Module:
+        """A freshly initialised network of the shape this record describes."""
+        return self.arch.build(self.width, self.scale, self.blocks)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, allow_nan=False)
@@ -71,8 +89,11 @@ class ModelInfo:
             raise ModelError(f"{name}: its metadata is not a JSON object")
         if raw.get("format") != FORMAT:
             raise ModelError(f"{name}: metadata format is {raw.get('format')!r}, expected {FORMAT!r}")
-        if raw.get("architecture") != ARCHITECTURE:
-            raise ModelError(f"{name}: architecture {raw.get('architecture')!r} is unknown (expected {ARCHITECTURE!r})")
+        named = raw.get("architecture", STYLE_ARCHITECTURE)
+        arch = lookup(named) if isinstance(named, str) else None
+        if arch is None:
+            raise ModelError(f"{name}: architecture {raw.get('architecture')!r} is unknown (known: "
+                             f"{', '.join(ARCHITECTURES)})")
         kinds = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - set(kinds))
         if unknown:
@@ -81,10 +102,9 @@ class ModelInfo:
             if not _has_type(value, str(kinds[key])):
                 raise ModelError(f"{name}: metadata field {key!r} should be {kinds[key]}, got {value!r}")
         info = cls(**raw)
-        try:
-            channels_for(info.width)
-        except ValueError as e:
-            raise ModelError(f"{name}: metadata {e}") from None
+        problems = list(arch.problems(info.width, info.scale, info.blocks))
+        if problems:
+            raise ModelError(f"{name}: metadata {problems[0]}")
         return info
 
 
@@ -101,13 +121,16 @@ def _has_type(value: Any, kind: str) -> bool:
 # ---------------------------------------------------------------------------------------------- files
 
 
-def save_model(net: TransformerNet, path: str | os.PathLike[str], info: ModelInfo) -> Path:
-    """Write ``net`` and ``info`` to a safetensors file, atomically (a reader never sees half a model)."""
+def save_model(net: nn.Module, path: str | os.PathLike[str], info: ModelInfo) -> Path:
+    """Write ``net`` and ``info`` to a safetensors file, atomically (a reader never sees half a model).
+
+    The tensors are checked against the network ``info`` describes first (ModelError when they disagree), so a
+    file that is written can always be loaded.
+    """
     from safetensors.torch import save
 
-    if info.width != net.width:
-        raise ValueError(f"metadata width {info.width} does not match the network's {net.width}")
     state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    _check_tensors(state, info, os.fspath(path))
     data: bytes = save(state, metadata={METADATA_KEY: info.to_json()})
     return images.atomic_write_bytes(path, data)
 
@@ -145,7 +168,11 @@ def _header_metadata(data: bytes) -> dict[str, str]:
 
 
 def _check_tensors(state: dict[str, Tensor], info: ModelInfo, name: str) -> None:
-    expected = TransformerNet(info.width).state_dict()
+    """Every tensor the architecture needs, with its shape, floating point and finite; nothing else."""
+    try:
+        expected = info.build().state_dict()
+    except ValueError as e:
+        raise ModelError(f"{name}: metadata {e}") from None
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     if missing or extra:
@@ -157,7 +184,7 @@ def _check_tensors(state: dict[str, Tensor], info: ModelInfo, name: str) -> None
         got = state[key]
         if tuple(got.shape) != tuple(ref.shape):
             raise ModelError(f"{name}: tensor {key} has shape {tuple(got.shape)}, but width {info.width} needs "
-                             f"{tuple(ref.shape)}")
+                             f"{tuple(ref.shape)} (a {info.architecture} network)")
         if not got.is_floating_point():
             raise ModelError(f"{name}: tensor {key} has dtype {got.dtype}, expected floating point")
         if not torch.isfinite(got).all():
@@ -166,13 +193,13 @@ def _check_tensors(state: dict[str, Tensor], info: ModelInfo, name: str) -> None
 
 def load_model(path: str | os.PathLike[str], device: torch.device | str | None = None, *,
                precision: Precision = "float32") -> FastStyleModel:
-    """A trained style model from a file written by :func:`save_model` (or ``stylegram train``).
+    """A trained model from a file written by :func:`save_model` (or ``stylegram train``).
 
     ``precision`` is the arithmetic of inference (see :class:`FastStyleModel`); checked before the file is read.
     """
     resolve_precision(precision, torch.device(device) if device is not None else torch.device("cpu"))
     state, info = read_model_file(path)
-    net = TransformerNet(info.width)
+    net = info.build()
     net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return FastStyleModel(net, info, device, precision=precision)
 
@@ -196,7 +223,7 @@ class FastStyleModel:
     float32 by about 0.3 grey levels on average, at most 8–9 (0–255 scale).
     """
 
-    def __init__(self, net: TransformerNet, info: ModelInfo, device: torch.device | str | None = None, *,
+    def __init__(self, net: nn.Module, info: ModelInfo, device: torch.device | str | None = None, *,
                  precision: Precision = "float32") -> None:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.precision = resolve_precision(precision, self.device)
@@ -248,7 +275,8 @@ class FastStyleModel:
             yield
             return
         # Hooked for this call only, so the network itself (exported to ONNX, trained further) stays untouched.
-        handle = self.net.out.register_forward_hook(lambda _m, _i, out: out.float())
+        last = self.net.get_submodule("out")  # every registered architecture names its last layer ``out``
+        handle = last.register_forward_hook(lambda _m, _i, out: out.float())
         try:
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 yield

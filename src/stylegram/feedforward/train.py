@@ -21,13 +21,11 @@ DistributedDataParallel, and only rank 0 writes files.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
-import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,12 +34,16 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from stylegram.core import images
-from stylegram.core.errors import StylegramError
+from stylegram.core.atomic import check_writable
+from stylegram.core.device import resolve_device
+from stylegram.core.errors import OptionsError, StylegramError, UsageError
 from stylegram.core.events import OnStep, StepEvent
+from stylegram.core.options import Options, option
+from stylegram.feedforward.architectures import MAX_WIDTH
 from stylegram.feedforward.data import IterationBatches, TrainingImages
 from stylegram.feedforward.model import ModelInfo, save_model
 from stylegram.losses import functional as losses
-from stylegram.nets.transformer import TransformerNet, channels_for
+from stylegram.nets.transformer import TransformerNet
 from stylegram.nets.vgg import VGG, layer_names
 
 JOHNSON_STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -54,77 +56,54 @@ class TrainError(StylegramError):
     """Training cannot start or resume: bad options, no readable photos, no checkpoint to resume from."""
 
 
-def _opt(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
+class TrainOptionsError(OptionsError, TrainError):
+    """A training option out of range, not finite, or not one of its choices."""
 
 
 @dataclass(frozen=True)
-class TrainOptions:
-    """Every option of training, with its default. ``help`` metadata feeds the CLI."""
+class TrainOptions(Options):
+    """Every option of training a style network, with its default, help text and bounds."""
 
-    style: str = _opt("", "the style image (painting)")
-    data: str = _opt("", "folder of training photos, searched recursively (JPEG, PNG, WebP)")
-    output: str = _opt("", "model file to write (.safetensors); checkpoints, log and previews go to OUTPUT.train/")
-    iterations: int = _opt(40000, "training iterations (batches); the paper's 2 epochs of COCO are 40000")
-    batch_size: int = _opt(4, "photos per iteration (per process when distributed)")
-    image_size: int = _opt(256, "side of the square random crops, in pixels")
-    style_size: int = _opt(512, "longest side of the style image, in pixels")
-    content_weight: float = _opt(1.0, "λ_c: weight of the content (feature reconstruction) loss")
+    style: str = option("", "the style image (painting)")
+    data: str = option("", "folder of training photos, searched recursively (JPEG, PNG, WebP)")
+    output: str = option("", "model file to write (.safetensors); checkpoints, log and previews go to OUTPUT.train/")
+    iterations: int = option(40000, "training iterations (batches); the paper's 2 epochs of COCO are 40000", min=1)
+    batch_size: int = option(4, "photos per iteration (per process when distributed)", min=1, max=4096)
+    image_size: int = option(256, "side of the square random crops, in pixels", min=16, max=8192)
+    style_size: int = option(512, "longest side of the style image, in pixels", min=16, max=8192)
+    content_weight: float = option(1.0, "λ_c: weight of the content (feature reconstruction) loss", min=0)
     # Defaults from a sweep (1000 iterations, batch 4, 256 px, on skimage photos): λ_s = 3e-5 keeps the photo
     # nearly intact, 1e-4 gives a clear style with recognisable content, 3e-4 and above wash the content out.
     # λ_tv = 0.5 is Johnson's 1e-5 for 0–255 pixels rescaled to [0, 1] pixels (×255² ≈ 0.65), a gentle prior.
-    style_weight: float = _opt(1e-4, "λ_s: weight of the style (Gram) loss; higher = more style")
-    tv_weight: float = _opt(0.5, "λ_tv: weight of the total-variation smoothness term")
-    lr: float = _opt(1e-3, "Adam learning rate")
-    workers: int = _opt(2, "processes that decode photos while the network trains (0: decode in the main one)")
-    checkpoint_every: int = _opt(1000, "write a checkpoint, the log and a preview every N iterations")
-    seed: int = _opt(0, "random seed: same seed, same machine, same weights")
-    width: float = _opt(1.0, "channel width multiplier of the network (0.5 is ~4x fewer parameters)")
-    content_layers: tuple[str, ...] = _opt(JOHNSON_CONTENT_LAYERS, "VGG16 layers for the content loss")
-    style_layers: tuple[str, ...] = _opt(JOHNSON_STYLE_LAYERS, "VGG16 layers for the style loss")
-    model: str = _opt("vgg16-caffe", "VGG weights id for the loss network")
-    pooling: Literal["avg", "max"] = _opt("max", "pooling in the loss network")
-    previews: int = _opt(4, "validation photos stylised into the preview at each checkpoint")
-    resume: bool = _opt(False, "continue from the latest checkpoint in OUTPUT.train/")
+    style_weight: float = option(1e-4, "λ_s: weight of the style (Gram) loss; higher = more style", min=0)
+    tv_weight: float = option(0.5, "λ_tv: weight of the total-variation smoothness term", min=0)
+    lr: float = option(1e-3, "Adam learning rate", above=0)
+    workers: int = option(2, "processes that decode photos while the network trains (0: decode in the main one)",
+                          min=0, max=256)
+    checkpoint_every: int = option(1000, "write a checkpoint, the log and a preview every N iterations", min=1)
+    seed: int = option(0, "random seed: same seed, same machine, same weights")
+    width: float = option(1.0, "channel width multiplier of the network (0.5 is ~4x fewer parameters)", above=0,
+                          max=MAX_WIDTH)
+    content_layers: tuple[str, ...] = option(JOHNSON_CONTENT_LAYERS, "VGG16 layers for the content loss")
+    style_layers: tuple[str, ...] = option(JOHNSON_STYLE_LAYERS, "VGG16 layers for the style loss")
+    model: str = option("vgg16-caffe", "VGG weights id for the loss network")
+    pooling: Literal["avg", "max"] = option("max", "pooling in the loss network")
+    previews: int = option(4, "validation photos stylised into the preview at each checkpoint", min=0, max=64)
+    resume: bool = option(False, "continue from the latest checkpoint in OUTPUT.train/")
 
     def __post_init__(self) -> None:
-        problems = list(self._problems())
-        if problems:
-            raise TrainError("; ".join(problems))
-
-    def _problems(self) -> Iterator[str]:
-        for name in ("iterations", "batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                yield f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
-        for name in ("image_size", "style_size"):
-            if not 16 <= getattr(self, name) <= 8192:
-                yield f"{name.replace('_', '-')} must be between 16 and 8192 pixels, got {getattr(self, name)}"
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                yield f"{name.replace('_', '-')} must be a non-negative number, got {value}"
-        if not math.isfinite(self.lr) or self.lr <= 0:
-            yield f"lr must be positive, got {self.lr}"
-        if self.workers < 0:
-            yield f"workers must be >= 0, got {self.workers}"
-        if self.previews < 0:
-            yield f"previews must be >= 0, got {self.previews}"
         try:
-            channels_for(self.width)
-        except ValueError as e:
-            yield str(e)
+            super().__post_init__()
+        except OptionsError as e:  # one class that is both: `except TrainError` and `except OptionsError` work
+            raise TrainOptionsError(str(e)) from None
+
+    def problems(self) -> Iterator[str]:
         known = set(layer_names("vgg16"))
         for layer in (*self.content_layers, *self.style_layers):
             if layer not in known:
                 yield f"VGG16 has no layer {layer!r}"
         if not self.style_layers and not self.content_layers:
             yield "need at least one content or style layer"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    def replace(self, **changes: Any) -> TrainOptions:
-        return dataclasses.replace(self, **changes)
 
     @property
     def workdir(self) -> Path:
@@ -195,11 +174,12 @@ def train(options: TrainOptions, on_step: OnStep | None = None, *, vgg: VGG | No
     ``torch.distributed`` is initialised, this process is one rank of a data-parallel run.
     """
     rank, world = _rank_and_world()
-    dev = torch.device(device) if device is not None else _default_device()
-    if not options.output:
-        raise TrainError("no output model file given")
-    if options.resume and latest_checkpoint(options.workdir) is None:  # before the slow part
-        raise TrainError(f"nothing to resume: no checkpoint in {options.workdir}")
+    dev = resolve_device(device)
+    check_outputs(options, [options.style])
+    if not options.style:
+        raise TrainError("no style image given")
+    if not os.path.isfile(options.style):
+        raise TrainError(f"style image not found: {options.style}")
     data = TrainingImages(options.data, options.image_size)
     style = _load_style(options)
     if vgg is None:
@@ -261,16 +241,20 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _default_device() -> torch.device:
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        return torch.device("cuda", local % torch.cuda.device_count())
-    return torch.device("cpu")
+def check_outputs(o: TrainOptions, inputs: Sequence[str]) -> None:
+    """Refuse, before any work, a run whose model, checkpoints or log could not be written, or that has nothing
+    to resume; ``inputs`` (the style image) are never overwritten."""
+    if not o.output:
+        raise TrainError("no output model file given")
+    check_writable(o.output, inputs, "model")
+    if o.workdir.exists() and not o.workdir.is_dir():
+        raise UsageError(f"cannot write checkpoints to '{o.workdir}': it is a file, not a folder")
+    check_writable(o.workdir / "log.csv", inputs, "training log")
+    if o.resume and latest_checkpoint(o.workdir) is None:
+        raise TrainError(f"nothing to resume: no checkpoint in {o.workdir}")
 
 
 def _load_style(o: TrainOptions) -> Tensor:
-    if not o.style:
-        raise TrainError("no style image given")
     return images.to_tensor(images.resize_longest(images.load_image(o.style), o.style_size))
 
 
