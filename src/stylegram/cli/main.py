@@ -12,12 +12,12 @@ import sys
 import time
 from collections.abc import Sequence
 
-from stylegram.cli import deconvnets, feedforward, figures, gatys, tools, visualize
+from stylegram.cli import deconvnets, feedforward, figures, gatys, tools, visualize, web
 from stylegram.cli.common import EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_USAGE, say
 from stylegram.core.errors import StylegramError
 from stylegram.core.record import stylegram_version
 
-GROUPS = (gatys, feedforward, figures, visualize, deconvnets, tools)
+GROUPS = (gatys, feedforward, figures, visualize, deconvnets, tools, web)
 
 
 def build_parser() -> argparse.ArgumentParser:
