@@ -118,7 +118,7 @@ class StylizeJob:
         self.budget, self.notes = _memory_budget(options.resolved(self.device), self.content.size, self.stages,
                                                  self.device, info.arch, budget)
         described = {"content": _describe(content, 0, inputs), "styles": [
-            _describe(s, i, inputs) for i, s in enumerate(styles)]}
+            _describe(s, i, inputs) for i, s in enumerate(styles, start=1)]}
         self.record = new_record(
             "gatys", self.device, options=options.to_dict(), inputs=described,
             weights={"id": info.source, "sha256": info.sha256}, stages=[dataclasses.asdict(st) for st in self.stages])
