@@ -1,8 +1,8 @@
 """The paper's figures, composed with :mod:`stylegram.core.figures`: a projection (§2.1), the top-9 grids
 (Fig. 2), occlusion panels (Fig. 7) and feature evolution (Fig. 4).
 
-Projections are signed; they are shown centred on grey, scaled by their largest magnitude (zero is mid-grey,
-the strongest positive or negative value touches black or white), as the paper's figures show them.
+Projections are signed; they are shown centred on grey (zero is mid-grey), scaled so that the 99.5th percentile
+of their magnitudes touches black or white, as the paper's figures show them.
 """
 
 from __future__ import annotations
@@ -28,10 +28,15 @@ _TIGHT = FigureStyle(gap=2, font_size=10)
 
 
 def show_projection(t: Tensor) -> Image.Image:
-    """A signed projection (3, h, w) or (1, 3, h, w) as an image: grey is zero."""
+    """A signed projection (3, h, w) or (1, 3, h, w) as an image: grey is zero, clipped at ±the scale."""
     t = t.detach().float().cpu()
     t = t[0] if t.dim() == 4 else t
-    scale = float(t.abs().max())
+    # A robust scale: the 99.5th percentile of |p|, so that a few extreme pixels do not grey out the rest.
+    magnitudes = t.abs().flatten()
+    if magnitudes.numel() > 1 << 22:
+        magnitudes = magnitudes[:: magnitudes.numel() // (1 << 22) + 1]
+    scale = float(magnitudes.quantile(0.995)) if magnitudes.numel() else 0.0
+    scale = scale if scale > 0 else float(t.abs().max())
     return to_pil(0.5 + t / (2 * scale) if scale > 0 else torch.full_like(t, 0.5))
 
 

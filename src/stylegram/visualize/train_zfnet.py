@@ -38,8 +38,8 @@ class ZFTrainOptions(Options):
     batch_size: int = option(32, "images per step (the paper's is 128)", min=1, max=4096)
     lr: float = option(0.01, "SGD learning rate (the paper's 1e-2)", above=0)
     momentum: float = option(0.9, "SGD momentum", min=0, max=0.999)
-    size: int = option(224, "side of the square training crops in pixels (the paper's 224; ZFNet needs 65 or more)",
-                       min=65, max=1024)
+    size: int = option(224, "side of the square training crops in pixels (the paper's 224; ZFNet needs 47 or more)",
+                       min=47, max=1024)
     width: float = option(1.0, "filter count multiplier (1: 96, 256, 384, 384, 256 filters)", above=0, max=4)
     hidden: int = option(4096, "width of fc6 and fc7", min=1, max=16384)
     dropout: float = option(0.5, "dropout in fc6 and fc7", min=0, max=0.95)
