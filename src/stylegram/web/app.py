@@ -28,7 +28,7 @@ from stylegram.core.errors import StylegramError
 from stylegram.core.options import Options
 from stylegram.core.record import stylegram_version
 from stylegram.web import forms, sse
-from stylegram.web.config import ServerOptions
+from stylegram.web.config import ServerOptions, format_bytes
 from stylegram.web.jobs import JobRunner, LocalRunner, NotCancellable, QueueFull
 from stylegram.web.schemas import Accepted, Health, Info, JobView, KindInfo, Limits, Problem
 from stylegram.web.security import Guard
@@ -116,7 +116,8 @@ def _info(options: ServerOptions, devices: list[Any], kinds: dict[str, Kind], po
                     max_body_mb=options.max_body_mb, max_file_mb=options.max_file_mb,
                     max_megapixels=options.max_megapixels, max_styles=max_styles, types=sorted(TYPES))
     described = [KindInfo(name=k.name, description=k.description, min_styles=k.min_styles, max_styles=k.max_styles,
-                          options=[forms.field_schema(f, policy) for f in forms.web_fields(k.options)])
+                          options=[forms.field_schema(f, policy) for f in forms.web_fields(k.options)],
+                          presets=k.presets)
                  for k in kinds.values()]
     return Info(version=stylegram_version(), devices=[str(d) for d in devices], limits=limits, kinds=described,
                 models=list(policy.choices["model"]), token_required=options.token is not None)
@@ -151,7 +152,7 @@ def _job_routes(app: FastAPI, runner: JobRunner, hub: sse.Hub, kinds: dict[str, 
         """Start a job: multipart with ``content``, one or more ``style`` files, ``kind`` and options."""
         if not runner.has_room():  # before anything is stored
             raise QueueFull(runner.retry_after())
-        async with request.form(max_files=1 + max_styles, max_fields=200, max_part_size=64 * 1024) as form:
+        async with request.form(max_files=2 + max_styles, max_fields=200, max_part_size=64 * 1024) as form:
             kind, fields, content, styles = _split(form, kinds)
             job_options = forms.parse_options(kind.options, fields, policy)
             uploads = [(await _read(u, options.max_file), u.filename) for u in (content, *styles)]
@@ -248,8 +249,7 @@ async def _read(upload: UploadFile, limit: int) -> bytes:
     """The file's bytes; one over ``limit`` is refused from its size, before it is read."""
     if upload.size is not None and upload.size > limit:
         name = client_name(upload.filename)
-        raise FileTooLarge(f"'{name}' is {upload.size / (1 << 20):.1f} MB, more than the limit of "
-                           f"{limit / (1 << 20):g} MB")
+        raise FileTooLarge(f"'{name}' is {format_bytes(upload.size)}, more than the limit of {format_bytes(limit)}")
     return await upload.read(limit + 1)
 
 

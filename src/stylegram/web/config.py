@@ -15,6 +15,11 @@ from stylegram.core.options import Options, option
 MB = 1 << 20
 
 
+def format_bytes(n: float) -> str:
+    """``n`` bytes for a message: ``12.3 MB``, or ``45 kB`` below a tenth of a megabyte."""
+    return f"{n / MB:.3g} MB" if n >= MB / 10 else f"{n / 1024:.3g} kB"
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address, IPv6 with or without brackets) only reaches this machine."""
     name = host.strip().strip("[]").lower()

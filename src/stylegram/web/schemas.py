@@ -61,6 +61,7 @@ class KindInfo(BaseModel):
     min_styles: int
     max_styles: int
     options: list[dict[str, Any]] = Field(description="the form fields, derived from the options dataclass")
+    presets: dict[str, dict[str, Any]] = Field(description="named sets of option values (send them as fields)")
 
 
 class Info(BaseModel):

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stylegram.web.config import ServerOptions, is_loopback
+from stylegram.web.config import ServerOptions, format_bytes, is_loopback
 
 CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -91,8 +91,8 @@ class Guard:
             if length is None or not length.isdigit():
                 return 411, "send the request with a Content-Length header", []
             if int(length) > self.options.max_body:
-                return 413, f"the request is {int(length) / (1 << 20):.1f} MB, more than the server's limit of " \
-                            f"{self.options.max_body_mb:g} MB", []
+                return 413, f"the request is {format_bytes(int(length))}, more than the server's limit of " \
+                            f"{format_bytes(self.options.max_body)}", []
         return None
 
 

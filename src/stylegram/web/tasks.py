@@ -10,6 +10,7 @@ and how to turn a checked request into a :class:`Task`: an object whose construc
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,14 @@ class Kind:
     max_styles: int
     prepare: Prepare
     description: str
+
+    @property
+    def presets(self) -> dict[str, dict[str, Any]]:
+        """The named sets of option values the library offers for this kind (``PRESETS`` beside its options
+        class, e.g. light / balanced / bold), as JSON-ready values; none when there is no such table."""
+        table = getattr(sys.modules[self.options.__module__], "PRESETS", None) or {}
+        return {str(name): {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+                for name, values in table.items()}
 
 
 def _prepare_gatys(request: Request, output: Path, device: torch.device) -> Task:

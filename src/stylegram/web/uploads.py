@@ -22,7 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from stylegram.core import images
 from stylegram.core.atomic import atomic_write_bytes
 from stylegram.core.errors import StylegramError
-from stylegram.web.config import MB
+from stylegram.web.config import format_bytes
 
 TYPES = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}  # what Pillow calls them → the extension we store
 
@@ -65,7 +65,7 @@ def store_image(data: bytes, raw_name: str | None, what: str, folder: Path, *, m
     if not data:
         raise UploadError(f"{label} is empty")
     if len(data) > max_bytes:
-        raise FileTooLarge(f"{label} is {len(data) / MB:.1f} MB, more than the limit of {max_bytes / MB:g} MB")
+        raise FileTooLarge(f"{label} is {format_bytes(len(data))}, more than the limit of {format_bytes(max_bytes)}")
     fmt, (width, height) = _header(data, label)
     if fmt not in TYPES:
         raise UploadError(f"{label} is a {fmt or 'unknown'} image; send PNG, JPEG or WebP")

@@ -7,8 +7,8 @@ const $ = (id) => document.getElementById(id);
 const HISTORY_KEY = "stylegram.history";
 const TOKEN_KEY = "stylegram.token";
 const HISTORY_LENGTH = 24;
-// Shown above "Advanced" when the options class has them (a preset or strength field appears by itself).
-const STRENGTH_FIELDS = ["preset", "style_strength"];
+// Shown above "Advanced" as a slider when the options class has it; presets come from the server.
+const STRENGTH_FIELD = "style_strength";
 const SIZES = [["small", 256], ["medium", 512], ["large", 1024]];
 const FINISHED = ["done", "failed", "cancelled"];
 
@@ -88,12 +88,12 @@ function buildForm() {
   const fields = $("fields");
   fields.replaceChildren();
   page.inputs.clear();
-  $("strength-choices").replaceChildren();
+  $("strength-holder").replaceChildren();
   $("strength-row").hidden = true;
   for (const f of kind.options) {
     const input = makeInput(f);
     page.inputs.set(f.name, { field: f, input });
-    if (STRENGTH_FIELDS.includes(f.name)) { strengthControl(f, input); continue; }
+    if (f.name === STRENGTH_FIELD && !f.list && f.kind === "float") { strengthSlider(f, input); continue; }
     const box = document.createElement("div");
     box.className = "field" + (input.type === "checkbox" ? " check" : "");
     const label = document.createElement("label");
@@ -105,38 +105,70 @@ function buildForm() {
     box.append(label, ...(input.type === "checkbox" ? [] : [input]), help);
     fields.append(box);
   }
+  presetChoices();
   sizeChoices();
   $("style-count-hint").textContent = `(${kind.min_styles}–${kind.max_styles})`;
   $("drop-style").hidden = kind.max_styles === 0;
 }
 
-function strengthControl(f, input) {
-  // A preset (choices) becomes a row of buttons; a strength (a number) a slider with its value.
+function strengthSlider(f, input) {
+  // The style strength (a number in bounds) as a slider with its value beside it.
   $("strength-row").hidden = false;
-  const holder = $("strength-choices");
-  if (f.choices) {
-    for (const choice of f.choices) {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.textContent = choice;
-      b.dataset.value = choice;
-      b.addEventListener("click", () => { input.value = choice; pressed(holder, choice); });
-      holder.append(b);
-    }
-    pressed(holder, input.value);
-    input.addEventListener("change", () => pressed(holder, input.value));
-  } else {
-    input.type = "range";
-    input.min = f.min ?? 0;
-    input.max = f.max ?? 1;
-    input.step = "any";
-    input.setAttribute("aria-label", f.name.replaceAll("_", " "));
-    holder.append(input);
-  }
+  input.type = "range";
+  input.min = f.min ?? 0;
+  input.max = f.max ?? 1;
+  input.step = "0.05";
+  setValue(f, input, f.default);
+  const shown = document.createElement("output");
+  shown.htmlFor = input.id;
+  const update = () => { shown.textContent = Number(input.value).toFixed(2); };
+  input.addEventListener("input", update);
+  input.addEventListener("change", update);
+  update();
+  $("strength-holder").append(input, shown);
 }
 
-function pressed(holder, value) {
-  for (const b of holder.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.value === String(value)));
+function presetChoices() {
+  // The library's presets, as buttons that set their fields (and put the other presets' fields back).
+  const presets = page.kind.presets || {};
+  const holder = $("preset-choices");
+  holder.replaceChildren();
+  $("preset-row").hidden = Object.keys(presets).length === 0;
+  const touched = new Set(Object.values(presets).flatMap((values) => Object.keys(values)));
+  const matching = () => {
+    for (const b of holder.querySelectorAll("button")) {
+      const values = presets[b.dataset.value];
+      const same = [...touched].every((name) => {
+        const entry = page.inputs.get(name);
+        if (!entry) return true;
+        const wanted = name in values ? values[name] : entry.field.default;
+        return valueText(entry.field, entry.input) === defaultText({ default: wanted });
+      });
+      b.setAttribute("aria-pressed", String(same));
+    }
+  };
+  for (const name of Object.keys(presets)) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = name;
+    b.dataset.value = name;
+    b.addEventListener("click", () => {
+      for (const field of touched) {
+        const entry = page.inputs.get(field);
+        if (!entry) continue;
+        setValue(entry.field, entry.input, field in presets[name] ? presets[name][field] : entry.field.default);
+        entry.input.dispatchEvent(new Event("change"));
+      }
+      matching();
+    });
+    holder.append(b);
+  }
+  for (const { input } of page.inputs.values()) {
+    input.addEventListener("input", matching);
+    input.addEventListener("change", matching);
+  }
+  page.matchPresets = matching;
+  matching();
 }
 
 function sizeChoices() {
@@ -177,6 +209,7 @@ function applyOptions(kindName, options) {
     input.dispatchEvent(new Event("change"));
     input.dispatchEvent(new Event("input"));
   }
+  if (page.matchPresets) page.matchPresets();
   $("advanced").open = true;
 }
 
