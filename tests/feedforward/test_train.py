@@ -19,8 +19,9 @@ from PIL import Image
 from stylegram.cli.main import main
 from stylegram.core.events import StepEvent
 from stylegram.feedforward.data import TrainDataError, TrainingImages
+from stylegram.feedforward.loop import latest_checkpoint
 from stylegram.feedforward.model import load_model
-from stylegram.feedforward.train import LOG_COLUMNS, TrainError, TrainOptions, latest_checkpoint, train
+from stylegram.feedforward.train import LOG_COLUMNS, TrainError, TrainOptions, train
 from stylegram.nets.vgg import VGG
 
 TINY = {"iterations": 2, "batch_size": 1, "workers": 0, "image_size": 64, "style_size": 64, "width": 0.5,

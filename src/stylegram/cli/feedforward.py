@@ -27,6 +27,7 @@ from stylegram.core.events import StepEvent
 from stylegram.core.options import Options, describe
 from stylegram.feedforward.apply import ApplyOptions
 from stylegram.feedforward.export import ExportOptions
+from stylegram.feedforward.superres import SuperResOptions
 from stylegram.feedforward.train import TrainOptions
 
 _DEVICE_HELP = "cpu, cuda, cuda:1 … (default: this process's GPU when there is one, else the CPU)"
@@ -57,6 +58,30 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     _add_common(a)
     a.set_defaults(func=cmd_apply)
 
+    r = sub.add_parser("train-sr", help="train a super-resolution network (Johnson et al.) on a folder of photos",
+                       description="Train a ×4 or ×8 super-resolution network on crops of the photos in FOLDER, "
+                                   "degraded by a Gaussian blur and bicubic downsampling. Runs data-parallel under "
+                                   "torchrun.")
+    r.add_argument("--data", required=True, metavar="FOLDER",
+                   help="folder of training photos, searched recursively (JPEG, PNG, WebP)")
+    r.add_argument("-o", "--output", required=True, metavar="MODEL",
+                   help="model file to write (.safetensors); checkpoints, log.csv and previews go to MODEL.train/")
+    r.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in MODEL.train/")
+    add_option_flags(r, SuperResOptions, skip=("data", "output", "resume"))
+    _add_common(r)
+    r.set_defaults(func=cmd_train_sr)
+
+    u = sub.add_parser("upscale", help="enlarge images, folders of images, or videos with a super-resolution model",
+                       description="Super-resolve each INPUT with MODEL (from `stylegram train-sr`). One image or "
+                                   "video in and OUT with an extension: OUT is that file; otherwise OUT is a folder.")
+    u.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders of images, or video files")
+    u.add_argument("-o", "--output", required=True, metavar="OUT", help="output file or folder")
+    u.add_argument("--model", required=True, metavar="MODEL", help="super-resolution model file (.safetensors; "
+                   ".onnx with --backend onnxruntime)")
+    add_option_flags(u, ApplyOptions, skip=("original_colors",))
+    _add_common(u)
+    u.set_defaults(func=cmd_upscale)
+
     e = sub.add_parser("export", help="export a trained model to ONNX (dynamic height and width)")
     e.add_argument("model", metavar="MODEL", help="model file (.safetensors)")
     e.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
@@ -82,13 +107,24 @@ def flagged_options(ns: argparse.Namespace, base: Options) -> Any:
 
 
 def cmd_train(ns: argparse.Namespace) -> int:
+    from stylegram.feedforward.train import train
+
+    return _train(ns, flagged_options(ns, TrainOptions()), train)
+
+
+def cmd_train_sr(ns: argparse.Namespace) -> int:
+    from stylegram.feedforward.superres import train_superres
+
+    return _train(ns, flagged_options(ns, SuperResOptions()), train_superres)
+
+
+def _train(ns: argparse.Namespace, options: Any, train: Any) -> int:
+    """Either training (style or super-resolution): one process per rank under torchrun, progress, exit code."""
     import torch
     import torch.distributed as dist
 
     from stylegram.core.device import resolve_device
-    from stylegram.feedforward.train import train
 
-    options: TrainOptions = flagged_options(ns, TrainOptions())
     device = resolve_device(ns.device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     started_group = False
@@ -142,9 +178,20 @@ class _TrainDisplay:
 
 
 def cmd_apply(ns: argparse.Namespace) -> int:
+    return _apply(ns, None)
+
+
+def cmd_upscale(ns: argparse.Namespace) -> int:
+    return _apply(ns, "superres")
+
+
+def _apply(ns: argparse.Namespace, task: str | None) -> int:
+    from stylegram.core.errors import UsageError
     from stylegram.feedforward.apply import ApplyJob
 
     job = ApplyJob(ns.model, ns.inputs, ns.output, flagged_options(ns, ApplyOptions()), device=ns.device)
+    if task is not None and job.info.task != task:
+        raise UsageError(f"{ns.model} is a {job.info.task} model; `upscale` needs a super-resolution model")
     stills = sum(1 for item in job.items if not item.video)
     bars: dict[int, Progress] = {0: Progress(stills, unit="img", quiet=ns.quiet or stills == 0)}
 

@@ -34,8 +34,10 @@ from stylegram.core.images import ImageError, longest_side_shape
 from stylegram.core.options import Options, option
 from stylegram.core.record import describe_file, new_record
 from stylegram.core.video import VIDEO_EXTENSIONS, VideoError, VideoResult, is_video, stylize_video
+from stylegram.feedforward import tiles
 from stylegram.feedforward.data import EXTENSIONS
-from stylegram.feedforward.model import ModelInfo, load_model
+from stylegram.feedforward.model import FastStyleModel, ModelInfo, load_model
+from stylegram.feedforward.tiles import FLOAT, parse_size
 
 MAX_SIZE = 16384
 # The video encoders this build uses (H.264, else MPEG-4 part 2) cannot go into a WebM container, which takes
@@ -49,7 +51,11 @@ class ApplyOptions(Options):
 
     size: int | None = option(None, "scale inputs so the longer side has this many pixels (default: as they are)",
                               min=1, max=MAX_SIZE)
-    original_colors: bool = option(False, "keep each input's colours (luminance only)")
+    original_colors: bool = option(False, "style models: keep each input's colours (luminance only)")
+    match_histogram: bool = option(True, "super-resolution models: match each output's colour histograms to its "
+                                         "input's (the paper's post-processing)")
+    max_memory: str | None = option(None, "super-resolution models: memory budget for one image (2GB, 512MB, "
+                                          "1.5GiB …); a larger input runs in tiles (default: no limit)")
     batch_size: int = option(4, "images or frames per forward pass", min=1, max=1024)
     backend: Literal["torch", "onnxruntime"] = option("torch", "inference engine")
     precision: Literal["auto", "float32", "bfloat16"] = option(
@@ -59,6 +65,11 @@ class ApplyOptions(Options):
     def problems(self) -> Iterator[str]:
         if self.backend == "onnxruntime" and self.precision == "bfloat16":
             yield "precision bfloat16 needs the torch backend (the ONNX model runs in float32)"
+        if self.max_memory is not None:
+            try:
+                parse_size(self.max_memory)
+            except UsageError as e:
+                yield f"max-memory: {e}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,10 @@ class ApplyJob:
         if o.backend == "onnxruntime" and device is not None and resolve_device(device).type != "cpu":
             raise UsageError("the onnxruntime backend runs on the CPU: use --backend torch for another device")
         items, self.single = plan(inputs, Path(output))
-        self._forward, self.info, precision = _load(model, o, self.device)
+        self._forward, self.info, precision, self._net = _load(model, o, self.device)
+        if o.original_colors and self.info.task != "style":
+            raise UsageError("original-colors is for style models; this is a super-resolution model")
+        self.budget = parse_size(o.max_memory) if o.max_memory is not None else None
         self.skipped: list[tuple[str, str]] = []
         self.items = [i for i in items if not i.video] + [i for i in items if i.video]
         self.items = [i for i in self.items if self._usable(i)]
@@ -145,6 +159,22 @@ class ApplyJob:
         if min(w, h) < least:
             scaled = f" after scaling to --size {self.options.size}" if self.options.size else ""
             raise UsageError(f"'{item.source}' is {w}×{h} pixels{scaled}; the network needs at least {least}×{least}")
+        if self.budget is not None and self.info.task == "superres" and self.tile_core(h, w) is None:
+            raise UsageError(f"'{item.source}' ({w}×{h}) needs more than --max-memory {self.options.max_memory} "
+                             f"for its {w * self.info.scale}×{h * self.info.scale} output alone, even in tiles")
+
+    def tile_core(self, h: int, w: int) -> int | None:
+        """The tile core for an h × w super-resolution input within the budget (0: the whole image fits)."""
+        if self.budget is None or self._net is None:
+            return 0
+        s, net = self.info.scale, self._net.net
+        c = int(getattr(net.get_submodule("head.conv"), "out_channels"))  # noqa: B009  (a Conv2d's)
+        # Alive besides the tile's activations: the input, the float output and to_pil's copies of it.
+        fixed = FLOAT * 3 * h * w * (1 + 3 * s * s)
+        if fixed + tiles.peak_bytes(h, w, s, c) <= self.budget:
+            return 0
+        reach = int(getattr(net, "margin")())  # noqa: B009  (a super-resolution network's)
+        return tiles.largest_core(self.budget, s, c, reach, fixed, h, w)
 
     # ------------------------------------------------------------------------------------------ running
 
@@ -156,7 +186,7 @@ class ApplyJob:
         videos = [i for i in self.items if i.video]
         stages = 1 + len(videos)
         for group in self._groups(stills, result):
-            outputs = self._forward(torch.cat([x for _, x in group]))
+            outputs = self._run(torch.cat([x for _, x in group]))
             for k, (item, _) in enumerate(group):
                 meta = {**self.record, "input": item.source.name}
                 images.save_image(images.to_pil(outputs[k : k + 1]), item.target, meta)
@@ -173,6 +203,13 @@ class ApplyJob:
             result.videos.append((item.target, done))
         result.elapsed = time.perf_counter() - t0
         return result
+
+    def _run(self, x: Tensor) -> Tensor:
+        """The model on a batch of one size, in tiles when the budget asks for them."""
+        core = self.tile_core(*x.shape[-2:]) if self.info.task == "superres" else 0
+        if not core or self._net is None:
+            return self._forward(x)
+        return self._net.stylize_tensor(x, match_histogram=self.options.match_histogram, tile=core)
 
     def _groups(self, items: list[Item], result: ApplyResult) -> Iterator[list[tuple[Item, Tensor]]]:
         """Consecutive images of one size, up to ``batch_size``, with their (1, 3, H, W) tensors."""
@@ -206,8 +243,9 @@ class ApplyJob:
                 raise _Stop
 
         try:
+            scaled = {"scale": self.info.scale} if self.info.scale != 1 else {}
             result = stylize_video(item.source, item.target, self._forward, size=self.options.size,
-                                   batch=self.options.batch_size, on_frame=frame)
+                                   batch=self.options.batch_size, on_frame=frame, **scaled)
         except _Stop:
             return None
         meta = {**self.record, "input": item.source.name, "frames": result.frames, "audio": result.audio}
@@ -289,21 +327,25 @@ def _video_size(path: Path) -> tuple[int, int]:
             from None
 
 
-def _load(model: str | os.PathLike[str], o: ApplyOptions,
-          device: torch.device) -> tuple[Callable[[Tensor], Tensor], ModelInfo, str]:
-    """The inference function (B, 3, H, W) → (B, 3, s·H, s·W) of the chosen backend, the model's record, and the
-    precision in use."""
+def _load(model: str | os.PathLike[str], o: ApplyOptions, device: torch.device
+          ) -> tuple[Callable[[Tensor], Tensor], ModelInfo, str, FastStyleModel | None]:
+    """The inference function (B, 3, H, W) → (B, 3, s·H, s·W) of the chosen backend, the model's record, the
+    precision in use, and the PyTorch model (None for onnxruntime)."""
+    from stylegram.feedforward.imaging import match_histogram
     from stylegram.losses.color import keep_colors
 
     if o.backend == "onnxruntime":
         from stylegram.feedforward.export import OnnxStyleModel
 
         runtime = OnnxStyleModel.load(model)
-        if not o.original_colors:
-            return runtime, runtime.info, "float32"
-        return (lambda x: keep_colors(runtime(x), x)), runtime.info, "float32"
+        if runtime.info.task == "superres" and o.match_histogram:
+            return (lambda x: match_histogram(runtime(x), x)), runtime.info, "float32", None
+        if o.original_colors:
+            return (lambda x: keep_colors(runtime(x), x)), runtime.info, "float32", None
+        return runtime, runtime.info, "float32", None
     net = load_model(model, device=device, precision=o.precision)
-    return (lambda x: net.stylize_tensor(x, original_colors=o.original_colors)), net.info, net.precision
+    return (lambda x: net.stylize_tensor(x, original_colors=o.original_colors, match_histogram=o.match_histogram)
+            ), net.info, net.precision, net
 
 
 def _method(info: ModelInfo) -> str:

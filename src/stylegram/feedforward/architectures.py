@@ -19,10 +19,13 @@ from typing import Literal
 
 from torch import nn
 
+from stylegram.nets import superres
 from stylegram.nets.transformer import ARCHITECTURE, MIN_SIDE, RESIDUAL_BLOCKS, TransformerNet
 
 Task = Literal["style", "superres"]
 STYLE_ARCHITECTURE = ARCHITECTURE
+SUPERRES_ARCHITECTURES = {"transposed": "johnson2016-sr", "nearest": "johnson2016-sr-nearest"}
+"""The super-resolution architecture of each upsampling layer (see :mod:`stylegram.nets.superres`)."""
 MAX_WIDTH = 4.0
 
 
@@ -64,10 +67,23 @@ def _style_net(width: float, scale: int, blocks: int) -> nn.Module:
     return TransformerNet(width)
 
 
+def _superres_net(how: superres.Upsampling) -> Callable[[float, int, int], nn.Module]:
+    def make(width: float, scale: int, blocks: int) -> nn.Module:
+        return superres.SuperResNet(scale, width, blocks, how)
+
+    return make
+
+
 _ALL = (
     Architecture(STYLE_ARCHITECTURE, "style", (1,), (RESIDUAL_BLOCKS, RESIDUAL_BLOCKS), RESIDUAL_BLOCKS, MIN_SIDE,
                  _style_net,
                  "Johnson et al. 2016 style transform network (instance norm, nearest-upsample convolutions)"),
+    Architecture(SUPERRES_ARCHITECTURES["transposed"], "superres", superres.SCALES, (1, 16),
+                 superres.RESIDUAL_BLOCKS, superres.MIN_SIDE, _superres_net("transposed"),
+                 "Johnson et al. 2016 super-resolution network, the paper's stride-1/2 convolutions"),
+    Architecture(SUPERRES_ARCHITECTURES["nearest"], "superres", superres.SCALES, (1, 16),
+                 superres.RESIDUAL_BLOCKS, superres.MIN_SIDE, _superres_net("nearest"),
+                 "Johnson et al. 2016 super-resolution network, nearest-upsample + 3×3 convolutions"),
 )
 
 ARCHITECTURES: Mapping[str, Architecture] = {a.name: a for a in _ALL}

@@ -1,4 +1,4 @@
-"""The training photos of :mod:`stylegram.train`: any folder of images, as random square crops.
+"""The training photos of :mod:`stylegram.feedforward.loop`: any folder of images, as random square crops.
 
 Sampling is stateless: the photo and crop of global sample k (k = ((iteration − 1)·world + rank)·batch + j) depend
 only on (seed, k). Epochs visit every photo once, in an order drawn from (seed, epoch). So a resumed run sees
@@ -30,14 +30,21 @@ class TrainDataError(StylegramError):
 
 
 class TrainingImages:
-    """The photos under ``folder`` (recursively), served as (B, 3, size, size) crops in [0, 1]."""
+    """The photos under ``folder`` (recursively), served as (B, 3, size, size) crops in [0, 1].
 
-    def __init__(self, folder: str | os.PathLike[str], size: int) -> None:
+    By default each photo is first scaled so its shorter side is ``size`` (style training: the crop then shows
+    most of the photo). ``native`` keeps photos at their own resolution (scaled up only when smaller than a
+    crop), as super-resolution needs: its targets must keep the camera's detail. ``flips`` mirrors each crop
+    left-right with probability ½, drawn from the same (seed, k) stream as the crop.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], size: int, *, native: bool = False,
+                 flips: bool = False) -> None:
         root = Path(folder)
         if not root.is_dir():
             raise TrainDataError(f"training folder not found: {os.fspath(folder)}" if not root.exists()
                                  else f"training data must be a folder of photos: {os.fspath(folder)}")
-        self.size = size
+        self.size, self.native, self.flips = size, native, flips
         candidates = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
         self.files = [p for p in candidates if _identifiable(p)]
         self.bad: set[int] = set()
@@ -80,7 +87,10 @@ class TrainingImages:
         _, _, h, w = x.shape
         top = int(torch.randint(h - self.size + 1, (1,), generator=gen))
         left = int(torch.randint(w - self.size + 1, (1,), generator=gen))
-        return x[:, :, top : top + self.size, left : left + self.size].contiguous()
+        crop = x[:, :, top : top + self.size, left : left + self.size]
+        if self.flips and float(torch.rand((), generator=gen)) < 0.5:
+            crop = crop.flip(-1)
+        return crop.contiguous()
 
     def previews(self, n: int) -> Tensor:
         """The first ``n`` readable photos (sorted by path), centre crops: the fixed validation set (n, 3, s, s)."""
@@ -104,6 +114,8 @@ class TrainingImages:
             except images.ImageError:
                 self.bad.add(i)
                 continue
+            if self.native and min(img.size) >= self.size:
+                return img
             return _shorter_side_to(img, self.size)
         raise TrainDataError(f"none of the {n} photos could be decoded")
 

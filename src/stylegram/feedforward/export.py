@@ -97,7 +97,8 @@ def export_onnx(model: FastStyleModel, path: str | os.PathLike[str], *, opset: i
     data = onnx_bytes(model, opset)
     runtime = OnnxStyleModel(data, model.info)
     x = torch.rand(2, 3, *CHECK_SIZE, generator=torch.Generator().manual_seed(1))
-    expected = model.stylize_tensor(x)  # in float32 whatever the model's precision: what ONNX computes
+    # The network alone: histogram matching of super-resolved outputs is post-processing, outside the graph.
+    expected = model.stylize_tensor(x, match_histogram=False)
     got = runtime(x)
     if got.shape != expected.shape:
         raise ExportError(f"ONNX output shape {tuple(got.shape)} differs from PyTorch's {tuple(expected.shape)}")

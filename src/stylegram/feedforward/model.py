@@ -185,9 +185,9 @@ def _check_tensors(state: dict[str, Tensor], info: ModelInfo, name: str) -> None
         if tuple(got.shape) != tuple(ref.shape):
             raise ModelError(f"{name}: tensor {key} has shape {tuple(got.shape)}, but width {info.width} needs "
                              f"{tuple(ref.shape)} (a {info.architecture} network)")
-        if not got.is_floating_point():
-            raise ModelError(f"{name}: tensor {key} has dtype {got.dtype}, expected floating point")
-        if not torch.isfinite(got).all():
+        if got.is_floating_point() != ref.is_floating_point():  # counters such as batch norm's are integers
+            raise ModelError(f"{name}: tensor {key} has dtype {got.dtype}, expected {ref.dtype}")
+        if got.is_floating_point() and not torch.isfinite(got).all():
             raise ModelError(f"{name}: tensor {key} holds NaN or infinite values")
 
 
@@ -200,7 +200,7 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str | None =
     resolve_precision(precision, torch.device(device) if device is not None else torch.device("cpu"))
     state, info = read_model_file(path)
     net = info.build()
-    net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
     return FastStyleModel(net, info, device, precision=precision)
 
 
@@ -233,38 +233,66 @@ class FastStyleModel:
         self.info = info
 
     @overload
-    def stylize(self, image: Image.Image, *, size: int | None = None, original_colors: bool = False) -> Image.Image:
+    def stylize(self, image: Image.Image, *, size: int | None = None, original_colors: bool = False,
+                match_histogram: bool = True, tile: int = 0) -> Image.Image:
         ...
 
     @overload
-    def stylize(self, image: Tensor, *, size: int | None = None, original_colors: bool = False) -> Tensor:
+    def stylize(self, image: Tensor, *, size: int | None = None, original_colors: bool = False,
+                match_histogram: bool = True, tile: int = 0) -> Tensor:
         ...
 
-    def stylize(self, image: Image.Image | Tensor, *, size: int | None = None,
-                original_colors: bool = False) -> Image.Image | Tensor:
+    def stylize(self, image: Image.Image | Tensor, *, size: int | None = None, original_colors: bool = False,
+                match_histogram: bool = True, tile: int = 0) -> Image.Image | Tensor:
+        """The one verb of every feed-forward model: stylise a photo, or super-resolve it (the output is then
+        ``scale`` times larger). See :meth:`stylize_tensor` for the options."""
         if isinstance(image, Image.Image):
             picture = images.resize_longest(image, size) if size else image
-            return images.to_pil(self.stylize_tensor(images.to_tensor(picture), original_colors=original_colors))
+            return images.to_pil(self.stylize_tensor(images.to_tensor(picture), original_colors=original_colors,
+                                                     match_histogram=match_histogram, tile=tile))
         if not isinstance(image, Tensor):
             raise TypeError(f"expected a PIL image or a (B, 3, H, W) tensor, got {type(image).__name__}")
         x = image
         if size:
             x = _resize_tensor_longest(x, size)
-        return self.stylize_tensor(x, original_colors=original_colors)
+        return self.stylize_tensor(x, original_colors=original_colors, match_histogram=match_histogram, tile=tile)
 
-    def stylize_tensor(self, x: Tensor, *, original_colors: bool = False) -> Tensor:
-        """(B, 3, H, W) in [0, 1] → (B, 3, H, W) in [0, 1], on the caller's device and dtype."""
+    def stylize_tensor(self, x: Tensor, *, original_colors: bool = False, match_histogram: bool = True,
+                       tile: int = 0) -> Tensor:
+        """(B, 3, H, W) in [0, 1] → (B, 3, s·H, s·W) in [0, 1] (s = :attr:`scale`), on the caller's device and dtype.
+
+        ``original_colors`` (style models): keep the input's colours. ``match_histogram`` (super-resolution
+        models, on by default as in the paper): match each output channel's histogram to the input's. ``tile``
+        (super-resolution models): run in cores of at most this many input pixels a side, with margins that make
+        the result equal the untiled one (:mod:`stylegram.feedforward.tiles`); 0 runs the whole image at once.
+        """
         if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
             raise ValueError(f"expected a float RGB batch (B, 3, H, W), got {x.dtype} {tuple(x.shape)}")
+        superres = self.info.task == "superres"
         with torch.inference_mode():
             inp = x.to(self.device, torch.float32)
             with self._arithmetic():
-                y: Tensor = self.net(inp)
-            if original_colors:
+                if superres and tile and max(inp.shape[-2:]) > tile:
+                    from stylegram.feedforward.tiles import run_tiled
+
+                    reach = int(getattr(self.net, "margin")())  # noqa: B009  (only SR nets have it)
+                    y: Tensor = run_tiled(self.net, inp, self.scale, tile, reach)
+                else:
+                    y = self.net(inp)
+            if original_colors and not superres:
                 from stylegram.losses.color import keep_colors
 
                 y = keep_colors(y, inp)
+            if match_histogram and superres:
+                from stylegram.feedforward.imaging import match_histogram as matched
+
+                y = matched(y.float(), inp)
         return y.to(x.device, x.dtype)
+
+    @property
+    def scale(self) -> int:
+        """Output side ÷ input side: 1 for style models, 4 or 8 for super-resolution."""
+        return self.info.scale
 
     __call__ = stylize_tensor
 

@@ -1,0 +1,91 @@
+"""Feed-forward inference in tiles, for inputs whose activations would not fit in memory at once.
+
+The input is cut into cores of at most ``core`` × ``core`` pixels; each core is run with ``margin`` extra input
+pixels on every side that has image there, and only the core's part of the output is kept. When the margin is at
+least the network's reach (:meth:`stylegram.nets.superres.SuperResNet.margin`) and the network is pointwise in
+its normalisation (batch norm in eval mode), the result equals the untiled one up to float rounding; at the
+image border a tile's edge is the image's edge, so the padding there is the same as untiled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from stylegram.core.errors import UsageError
+
+FLOAT = 4  # bytes
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a size such as ``2GB``, ``512MiB`` or ``1.5e9``; UsageError for anything else."""
+    found = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([a-z]*)\s*", text.lower())
+    if not found or found.group(2) not in _UNITS:
+        raise UsageError(f"not a memory size: {text!r} (use e.g. 2GB, 512MB, 1.5GiB)")
+    value = float(found.group(1)) * _UNITS[found.group(2)]
+    if not value > 0:
+        raise UsageError(f"a memory size must be positive, got {text!r}")
+    return int(value)
+
+
+def boxes(height: int, width: int, core: int) -> list[tuple[int, int, int, int]]:
+    """(top, left, bottom, right) of cores of at most ``core`` pixels a side that tile the image, rows first."""
+    rows = [(t, min(t + core, height)) for t in range(0, height, core)]
+    cols = [(s, min(s + core, width)) for s in range(0, width, core)]
+    return [(t, s, b, e) for t, b in rows for s, e in cols]
+
+
+def run_tiled(forward: Callable[[Tensor], Tensor], x: Tensor, scale: int, core: int, margin: int,
+              out: Tensor | None = None) -> Tensor:
+    """``forward`` over (B, 3, H, W) in tiles → (B, 3, scale·H, scale·W). ``out`` (a (B, 3, sH, sW) tensor, e.g.
+    uint8 to save memory) receives the tiles instead of a new float tensor; uint8 gets the values to_pil gives."""
+    b, _, h, w = x.shape
+    if out is None:
+        out = torch.empty(b, 3, h * scale, w * scale, dtype=x.dtype, device=x.device)
+    for top, left, bottom, right in boxes(h, w, core):
+        t, s = max(0, top - margin), max(0, left - margin)
+        y = forward(x[:, :, t : min(h, bottom + margin), s : min(w, right + margin)])
+        piece = y[:, :, (top - t) * scale : (bottom - t) * scale, (left - s) * scale : (right - s) * scale]
+        if out.dtype == torch.uint8:  # the rounding of stylegram.core.images.to_pil, tile by tile
+            piece = torch.nan_to_num(piece, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
+        out[:, :, top * scale : bottom * scale, left * scale : right * scale] = piece.to(out.device)
+    return out
+
+
+def peak_bytes(height: int, width: int, scale: int, channels: int) -> int:
+    """Estimated peak memory of one untiled forward of a super-resolution network on a height × width input.
+
+    The largest moment is the last ×2 layer and the output convolution at full resolution: that layer's
+    activation and its padded copy (2·C channels), the 3-channel residual, the bicubic base and the sum; plus
+    the half-resolution activation still alive (C channels at a quarter of the pixels).
+    """
+    full = height * width * scale * scale
+    return int(FLOAT * (full * (2 * channels + 9) + full // 4 * channels * 2))
+
+
+def largest_core(budget: int, scale: int, channels: int, margin: int, fixed: int,
+                 height: int = 1 << 30, width: int = 1 << 30) -> int | None:
+    """The largest core side whose tiles (core + 2·margin, within a height × width image) fit in ``budget`` −
+    ``fixed`` bytes; None if not even an 8-pixel core does."""
+    room = budget - fixed
+
+    def fits(core: int) -> bool:
+        side = core + 2 * margin
+        return peak_bytes(min(side, height), min(side, width), scale, channels) <= room
+
+    if not fits(8):
+        return None
+    core = 8
+    while fits(core * 2) and core < max(height, width):
+        core *= 2
+    step = core // 2
+    while step >= 4:  # refine between core and 2·core
+        if fits(core + step):
+            core += step
+        step //= 2
+    return core
