@@ -28,13 +28,14 @@ def test_total_activation_is_the_known_sum() -> None:
     window, stride, fill = 6, 4, 0.25
     r = occlusion(net, image, "relu1", window, stride, fill, batch_size=5)
     tops, lefts = positions(20, window, stride), positions(23, window, stride)
-    assert (r.tops, r.lefts) == (tops, lefts) == ((0, 4, 8, 12), (0, 4, 8, 12, 16))
+    # Until the square has covered the far edge; the last one overhangs and is clipped there.
+    assert (r.tops, r.lefts) == (tops, lefts) == ((0, 4, 8, 12, 16), (0, 4, 8, 12, 16, 20))
     total = float(image.sum())
     assert r.unoccluded == pytest.approx(total, rel=1e-5)
     for i, t in enumerate(tops):
         for j, left in enumerate(lefts):
-            under = float(image[..., t : t + window, left : left + window].sum())
-            expected = total - under + 3 * fill * window * window
+            under = image[..., t : t + window, left : left + window]
+            expected = total - float(under.sum()) + fill * under.numel()
             assert float(r.activation[i, j]) == pytest.approx(expected, rel=1e-5)
 
 
@@ -88,3 +89,27 @@ def test_bad_windows_are_refused() -> None:
         occlusion(net, torch.rand(1, 3, 10, 12), "relu1", 4, 0)
     with pytest.raises(ValueError, match="grey level"):
         occlusion(net, torch.rand(1, 3, 10, 12), "relu1", 4, 2, fill=2.0)
+
+
+@pytest.mark.parametrize("net_name", ["vgg11", "small_zfnet"])
+def test_recomputing_only_the_changed_region_equals_full_passes(net_name: str, request: pytest.FixtureRequest,
+                                                                one_thread: None) -> None:
+    net = request.getfixturevalue(net_name)
+    layer = "pool3" if net_name == "vgg11" else "relu5"  # ZFNet: overlapping pools, LRN and a classifier
+    image = torch.rand(1, 3, 50, 47, generator=torch.Generator().manual_seed(5))
+    full = occlusion(net, image, layer, 13, 9, 0.3, incremental=False)  # squares touch every edge
+    fast = occlusion(net, image, layer, 13, 9, 0.3, incremental=True, batch_size=4)
+    drop_full, drop_fast = full.unoccluded - full.activation, fast.unoccluded - fast.activation
+    assert float((drop_full - drop_fast).abs().max()) <= 1e-4 * float(drop_full.abs().max())
+    if full.probability is not None:
+        assert fast.probability is not None and fast.predicted is not None
+        assert torch.allclose(full.probability, fast.probability, atol=1e-5)
+        assert torch.equal(full.predicted, fast.predicted)
+
+
+def test_average_pooling_falls_back_to_full_passes() -> None:
+    from stylegram.visualize.incremental import supported
+    from stylegram.visualize.layers import upto
+
+    assert not supported(upto(VGG("vgg11", pooling="avg"), "relu3_1"))
+    assert supported(upto(VGG("vgg11", pooling="max"), "relu3_1"))

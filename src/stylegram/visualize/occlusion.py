@@ -1,7 +1,8 @@
 """Occlusion sensitivity (Zeiler & Fergus 2014, §4.2 and Fig. 7): slide a grey square over the image.
 
-For each position of the square (top-left corners every ``stride`` pixels while the square fits, as captum's
-``Occlusion`` places them), the occluded image runs through the network and we record
+For each position of the square (top-left corners every ``stride`` pixels until it has covered the far edge,
+the last one clipped there, as captum's ``Occlusion`` places them), the occluded image runs through the
+network and we record
 
 * (b) the total activation of one feature map: by default the map holding the strongest activation of the
   unoccluded image (the paper's "strongest feature map" of layer 5);
@@ -16,6 +17,7 @@ classifier, once through the whole network (features taken on the way) when ther
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +25,7 @@ from torch import Tensor
 
 from stylegram.core.errors import UsageError
 from stylegram.core.events import OnStep, StepEvent
+from stylegram.visualize import incremental as inc
 from stylegram.visualize.layers import Network, device_of, steps, upto
 from stylegram.visualize.project import Projection, check_image, project
 
@@ -60,14 +63,19 @@ class OcclusionResult:
 
 
 def positions(length: int, window: int, stride: int) -> tuple[int, ...]:
-    return tuple(range(0, length - window + 1, stride))
+    """Top (or left) edges of the square along a side: every ``stride`` pixels until the square has reached the
+    far edge, the last one clipped there if it overhangs (as captum's Occlusion places them)."""
+    return tuple(range(0, max(length - window, 0) + stride, stride))
 
 
 def occlusion(net: Network, image: Tensor, layer: str, window: int, stride: int, fill: float = 0.5, *,
               channel: int | None = None, target: int | None = None, batch_size: int = 32,
-              rule: str = "deconvnet", on_step: OnStep | None = None) -> OcclusionResult:
+              rule: str = "deconvnet", incremental: bool = True, on_step: OnStep | None = None) -> OcclusionResult:
     """Occlusion maps of ``image`` ((1, 3, H, W) RGB in [0, 1]) for ``layer``: a ``window``-pixel square of
-    grey level ``fill`` (0 black, 1 white) every ``stride`` pixels. See the module docstring for the panels."""
+    grey level ``fill`` (0 black, 1 white) every ``stride`` pixels. See the module docstring for the panels.
+
+    ``incremental`` recomputes only what each square changes (:mod:`.incremental`), where that is exact (max
+    pools after ReLUs, as in VGG and ZFNet); otherwise, or when False, every occluded image runs in full."""
     start = time.perf_counter()
     check_image(image)
     height, width = image.shape[-2:]
@@ -89,13 +97,11 @@ def occlusion(net: Network, image: Tensor, layer: str, window: int, stride: int,
     # Positions not reached when on_step stops the run stay NaN.
     totals = torch.full((len(corners),), float("nan"))
     probs, best = torch.full((len(corners),), float("nan")), torch.full((len(corners),), -1, dtype=torch.long)
+    evaluate = _evaluator(net, x, layer, c, classes, window, fill, incremental)
     stopped = False
     for first in range(0, len(corners), batch_size):
         batch = corners[first : first + batch_size]
-        occluded = x.expand(len(batch), -1, -1, -1).clone()
-        for b, (t, left) in enumerate(batch):
-            occluded[b, :, t : t + window, left : left + window] = fill
-        total, logits = _evaluate(net, occluded, layer, c, classes)
+        total, logits = evaluate(batch)
         totals[first : first + len(batch)] = total.cpu()
         if classes:
             p = logits.softmax(dim=1)
@@ -119,6 +125,47 @@ def _check(window: int, stride: int, fill: float, batch_size: int, height: int, 
         raise UsageError(f"the {window}-pixel window is larger than the {width}×{height} image")
     if not 0.0 <= fill <= 1.0:
         raise UsageError(f"fill must be a grey level between 0 and 1, got {fill}")
+
+
+Evaluate = Callable[[list[tuple[int, int]]], tuple[Tensor, Tensor]]
+
+
+def _evaluator(net: Network, x: Tensor, layer: str, channel: int, classes: bool, window: int, fill: float,
+               incremental: bool) -> Evaluate:
+    """A function of a batch of square corners: its totals (B,) and logits (B, classes) (empty without)."""
+    all_steps = steps(net)
+    path = all_steps if classes else upto(net, layer)
+    if not (incremental and inc.supported(path)):
+        def full(batch: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
+            occluded = x.expand(len(batch), -1, -1, -1).clone()
+            for b, (t, left) in enumerate(batch):
+                occluded[b, :, t : t + window, left : left + window] = fill
+            return _evaluate(net, occluded, layer, channel, classes)
+
+        return full
+    with torch.no_grad():
+        normalised = net.normalize(x)
+        grey = net.normalize(torch.full((1, 3, 1, 1), fill, device=x.device))  # (1, 3, 1, 1)
+    bases = inc.base_maps(path, normalised)
+    at = [s.name for s in path].index(layer)
+    plane = bases[at][0, channel]
+    unoccluded = float(plane.double().sum())
+
+    def partial(batch: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
+        kept, last = inc.occluded_regions(path, bases, normalised, inc.squares(normalised, grey, batch, window),
+                                          layer)
+        total = unoccluded - inc.region_sums(plane, kept) + kept.values[:, channel].double().sum(dim=(1, 2))
+        if not classes:
+            return total.float(), torch.empty(0, 0)
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.no_grad():
+                return total.float(), net.head(inc.paste(bases[-1], last))
+        finally:
+            net.train(was_training)
+
+    return partial
 
 
 def _evaluate(net: Network, x: Tensor, layer: str, channel: int, classes: bool) -> tuple[Tensor, Tensor]:
