@@ -109,6 +109,7 @@ def test_a_queued_job_has_a_position_and_cancelling_it_drops_it(make_client: Any
     assert wait_for(client, third["id"], finished)["state"] == "done"
     states = {v["id"]: v["state"] for v in client.get("/api/jobs").json()}
     assert states == {first["id"]: "cancelled", second["id"]: "cancelled", third["id"]: "done"}
+    assert list((Path(client.app.state.folder) / "uploads").iterdir()) == []  # a dropped job's inputs go too
 
 
 def test_a_full_queue_answers_429_with_retry_after_and_stores_nothing(make_client: Any) -> None:
@@ -158,3 +159,42 @@ def test_stopping_the_server_stops_a_running_job_and_removes_its_own_folder(make
     assert client.app.state.runner.threads_alive() == 0
     assert not folder.exists()
     assert not [t for t in threading.enumerate() if t.name.startswith("stylegram-worker")]
+
+
+def test_a_feed_forward_model_in_the_models_folder_is_a_kind_run_by_apply_job(make_client: Any,
+                                                                              tmp_path: Path) -> None:
+    import torch
+
+    from stylegram.feedforward.model import ModelInfo, save_model
+    from stylegram.nets.transformer import TransformerNet
+
+    torch.manual_seed(5)
+    models = tmp_path / "models"
+    save_model(TransformerNet(0.25), models / "mosaic.safetensors", ModelInfo(width=0.25, style_image="mosaic.jpg"))
+    client = make_client(models_dir=str(models), max_size=40)
+    kinds = {k["name"]: k for k in client.get("/api/info").json()["kinds"]}
+    assert set(kinds) == {"gatys", "mosaic"} and kinds["mosaic"]["max_styles"] == 0
+    assert "mosaic.jpg" in kinds["mosaic"]["description"]
+    refused = client.post("/api/jobs", files=upload(png(0), []), data={"kind": "mosaic", "backend": "onnxruntime"})
+    assert refused.status_code == 422 and "backend must be one of torch" in refused.json()["detail"]
+    r = client.post("/api/jobs", files=upload(png(0, (96, 64)), []), data={"kind": "mosaic", "precision": "float32"})
+    assert r.status_code == 202, r.text
+    view = wait_for(client, r.json()["id"], finished)
+    assert view["state"] == "done" and view["iteration"] == view["total"] == 1
+    saved = tmp_path / "out.png"
+    saved.write_bytes(client.get(view["result"]).content)
+    assert Image.open(saved).size == (40, 27)  # "as it is" (96 px) capped to the server's largest side
+    record = read_metadata(saved)
+    assert record is not None and record["method"] == "johnson" and record["model"]["file"] == "mosaic.safetensors"
+
+
+def test_a_restarted_server_sweeps_only_the_files_an_earlier_one_made(make_client: Any, tmp_path: Path) -> None:
+    results = tmp_path / "data" / "results"
+    results.mkdir(parents=True)
+    stale = results / f"{'ab' * 16}.png"
+    half_written = results / f".{'cd' * 16}.png.0123456789ab.tmp"
+    theirs = results / "keep-me.png"
+    for path in (stale, half_written, theirs):
+        path.write_bytes(b"x")
+    make_client(data_dir=str(tmp_path / "data"))
+    assert not stale.exists() and not half_written.exists() and theirs.exists()

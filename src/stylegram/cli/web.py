@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from typing import Any
 
 from stylegram.cli.common import EXIT_OK, add_option_flags, options_from, say
@@ -26,18 +27,31 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     s.set_defaults(func=cmd_serve)
 
 
+def _check_port(host: str, port: int) -> None:
+    """Refuse, before the app is built, an address that cannot be listened on (a port in use, a foreign host)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a closing socket is no obstacle
+        try:
+            s.bind((host.strip("[]"), port))
+        except OSError as e:
+            raise UsageError(f"cannot listen on {host}:{port}: {(e.strerror or str(e)).lower()}; choose another "
+                             "--port or --host") from None
+
+
 def cmd_serve(ns: argparse.Namespace) -> int:
     if ns.token is None and os.environ.get("STYLEGRAM_TOKEN"):
         ns.token = os.environ["STYLEGRAM_TOKEN"]
     options = options_from(ns, ServerOptions())
     try:
-        import multipart  # type: ignore[import-untyped]  # noqa: F401  (python-multipart: FastAPI's uploads)
+        import python_multipart  # noqa: F401  (FastAPI reads uploads with it)
         import uvicorn
 
         from stylegram.web.app import create_app
     except ImportError as e:
         raise UsageError(f"stylegram serve needs the web extra ({e.name} is missing): "
                          "pip install 'stylegram[web]'") from None
+    _check_port(options.host, options.port)
     app = create_app(options)
 
     class Server(uvicorn.Server):

@@ -191,6 +191,10 @@ def _job_routes(app: FastAPI, runner: JobRunner, hub: sse.Hub, kinds: dict[str, 
         return StreamingResponse(sse.stream(runner, hub, job_id, start), media_type="text/event-stream",
                                  headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 
+    _file_routes(app, runner)
+
+
+def _file_routes(app: FastAPI, runner: JobRunner) -> None:
     @app.get("/api/jobs/{job_id}/preview.jpg", response_class=Response, responses=ERRORS)
     def preview(job_id: str) -> Response:
         data = _found(runner.preview, job_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 import uuid
@@ -146,6 +147,7 @@ class LocalRunner:
         with self._lock:
             if self._threads:
                 return
+            _sweep(self.folder)
             for device in self.devices:
                 t = threading.Thread(target=self._work, args=(device,), name=f"stylegram-worker-{device}",
                                      daemon=True)
@@ -275,8 +277,6 @@ class LocalRunner:
         except Exception:  # a bug: the client gets a generic line, the log the traceback
             log.exception("job %s failed", job.id)
             self._end(job, "failed", "unexpected error in the server (its log has the details)")
-        finally:
-            remove_quietly(job.request.uploads())
 
     def _end(self, job: Job, state: State, error: str | None = None) -> None:
         with self._lock:
@@ -320,6 +320,7 @@ class LocalRunner:
     def _finish(self, job: Job, state: State, error: str | None = None) -> None:
         job.state, job.error, job.finished, job.eta = state, error, time.time(), None
         job.cancelling = False
+        remove_quietly(job.request.uploads())  # a job that ends (or is dropped from the queue) needs them no more
         self._publish(job, "state", job.view(None))
 
     def _publish(self, job: Job, kind: str, data: dict[str, Any]) -> None:
@@ -344,6 +345,15 @@ class LocalRunner:
         for job in drop:
             del self._jobs[job.id]
             remove_quietly([job.output, *job.request.uploads()])
+
+
+def _sweep(folder: Path) -> None:
+    """Remove what an earlier server left in ``folder`` (jobs do not outlive their server): only files with the
+    names this module makes, so a folder shared with anything else loses nothing else."""
+    made = re.compile(r"(\.)?[0-9a-f]{32}\.(png|jpg|webp)(\.[0-9a-f]{12}\.tmp)?")
+    for sub in ("uploads", "results"):
+        if (folder / sub).is_dir():
+            remove_quietly([p for p in (folder / sub).iterdir() if made.fullmatch(p.name)])
 
 
 def _stage_work(task: Task) -> list[tuple[int, int]]:
