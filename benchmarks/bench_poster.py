@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from stylegram.core import images
+from stylegram.core import images, units
 from stylegram.core.events import StepEvent
 from stylegram.gatys import GatysOptions, memory, multiscale, tiled
 from stylegram.weights import load_vgg
@@ -44,14 +44,14 @@ def main() -> int:
     p.add_argument("-o", "--output", type=Path, default=Path("/tmp/poster.png"))
     args = p.parse_args()
 
-    budget = memory.parse_size(args.max_memory)
+    budget = units.parse_size(args.max_memory)
     stages_its = tuple(int(n) for n in args.stage_iterations.split(","))
     options = GatysOptions(size=args.size, stage_iterations=stages_its).resolved(torch.device("cpu"))
     content, style = images.load_image(args.content), images.load_image(args.style)
     vgg, _ = load_vgg(options.model, pooling=options.pooling)
     stages = multiscale.plan(options)
     print(f"{args.size} px from {Path(args.content).name} and {Path(args.style).name}; precision "
-          f"{options.precision}; budget {memory.format_size(budget)}; {torch.get_num_threads()} threads")
+          f"{options.precision}; budget {units.format_size(budget)}; {torch.get_num_threads()} threads")
     for st in stages:
         staged = options.replace(size=st.size, iterations=st.iterations)
         setup = memory.plan(staged, content.size, budget, arch=vgg.arch)
@@ -59,7 +59,7 @@ def main() -> int:
         h, w = memory.output_shape(content.size, st.size)
         how = "whole" if setup.tiling is None else f"{len(tiled.boxes(h, w, setup.tiling))} tiles"
         print(f"  stage {w}×{h}: {how}, history {setup.history}, {st.iterations} evaluations, "
-              f"estimated peak {memory.format_size(setup.estimate.total)}")
+              f"estimated peak {units.format_size(setup.estimate.total)}")
 
     t0 = time.perf_counter()
     marks: dict[int, list[float]] = {}
@@ -72,7 +72,7 @@ def main() -> int:
             took = times[-1] - began
             print(f"stage {e.stage + 1}/{e.stages} ({stages[e.stage].size} px): {e.total} evaluations in "
                   f"{took:.0f} s ({took / e.total:.1f} s each, targets included); {times[-1] / 60:.1f} min since "
-                  f"the start; peak memory so far {memory.format_size(peak_rss())}; loss {e.losses['total']:.4g}",
+                  f"the start; peak memory so far {units.format_size(peak_rss())}; loss {e.losses['total']:.4g}",
                   flush=True)
 
     result = multiscale.run(vgg, content, [style], options, on_step=step, max_memory=budget)
@@ -80,7 +80,7 @@ def main() -> int:
     images.save_image(images.to_pil(result.image), args.output, {"benchmark": "bench_poster"})
     h, w = result.image.shape[-2:]
     print(f"done: {w}×{h} px in {elapsed / 60:.1f} min, {result.tiles} tiles at the top stage, peak memory "
-          f"{memory.format_size(peak_rss())} ({peak_rss() / 2**30:.2f} GiB); wrote {args.output}")
+          f"{units.format_size(peak_rss())} ({peak_rss() / 2**30:.2f} GiB); wrote {args.output}")
     return 0
 
 

@@ -13,6 +13,7 @@ import torch
 from stylegram.core import images
 from stylegram.core.device import resolve_device
 from stylegram.core.errors import UsageError
+from stylegram.core.resize import center_square
 from stylegram.nets.imagenet import class_names, top_classes
 from stylegram.weights import load_vgg
 
@@ -28,7 +29,7 @@ def classify(image: str | os.PathLike[str], *, model: str = "vgg16", weights: st
     if vgg.classifier is None:
         raise UsageError(f"the weights '{model}' have no classifier (fc6–fc8); use --model vgg16 or vgg19 "
                          "with torchvision's weights file")
-    x = images.to_tensor(images.resize_to(images.center_square(img), (224, 224))).to(dev)
+    x = images.to_tensor(images.resize_to(center_square(img), (224, 224))).to(dev)
     with torch.no_grad():
         probs = vgg.classify(x).softmax(dim=1)[0]
     return top_classes(probs.cpu(), top)

@@ -95,18 +95,20 @@ def say(ns: argparse.Namespace, text: str, force: bool = False) -> None:
 
 
 class Progress:
-    """One progress display for every command: a tqdm bar on a terminal, plain lines every few percent (or every
-    ``interval`` seconds, whichever is later) when stderr is redirected to a file, nothing with ``--quiet``."""
+    """One progress display for every command: a tqdm bar on a terminal; when stderr is redirected to a file,
+    plain lines (the first update, then every ``every_percent`` but at most one per ``interval`` seconds, at
+    least one per ``heartbeat`` seconds, and the last); nothing with ``--quiet``."""
 
     def __init__(self, total: int | None, *, unit: str = "it", initial: int = 0, quiet: bool = False,
                  stream: TextIO | None = None, every_percent: float = 5.0, interval: float = 2.0,
-                 label: str = "") -> None:
+                 heartbeat: float = 30.0, label: str = "") -> None:
         self.stream = stream or sys.stderr
         self.total, self.n, self.unit, self.quiet, self.label = total, initial, unit, quiet, label
         self.postfix = ""
         self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.every, self.interval = every_percent, interval
-        self._last_line, self._last_pct, self.t0 = 0.0, -1.0, time.perf_counter()
+        self.every, self.interval, self.heartbeat = every_percent, interval, heartbeat
+        self.t0 = time.perf_counter()
+        self._last_line, self._last_pct, self._first_n = -1.0, -100.0, initial
         self.bar: Any = None
         if self.terminal and not quiet:
             from tqdm import tqdm
@@ -128,11 +130,13 @@ class Progress:
                 self.bar.set_postfix({k: _short(v) for k, v in postfix.items()}, refresh=False)
             self.bar.update(n)
             return
-        now = time.perf_counter()
+        now = time.perf_counter() - self.t0
         pct = 100.0 * self.n / self.total if self.total else 0.0
         finished = bool(self.total) and self.n >= (self.total or 0)
-        due = not self.total or pct - self._last_pct >= self.every
-        if finished or (due and now - self._last_line >= self.interval):
+        first = self._last_line < 0
+        due = ((pct - self._last_pct >= self.every and now - self._last_line >= self.interval)
+               or now - self._last_line >= self.heartbeat)
+        if first or finished or due:
             self._last_line, self._last_pct = now, pct
             self._line()
 
@@ -141,7 +145,9 @@ class Progress:
         where = f"{self.n}/{self.total} {self.unit}" if self.total else f"{self.n} {self.unit}"
         pct = f" ({100.0 * self.n / self.total:.0f} %)" if self.total else ""
         head = f"{self.label}: " if self.label else ""
-        print(f"{head}{where}{pct}, {elapsed:.0f} s  {self.postfix}".rstrip(), file=self.stream, flush=True)
+        rate = (self.n - self._first_n) / max(elapsed, 1e-9)
+        print(f"{head}{where}{pct}, {elapsed:.0f} s, {rate:.3g} {self.unit}/s  {self.postfix}".rstrip(),
+              file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -55,7 +55,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _memory_budget(text: str) -> int:
-    from stylegram.gatys.memory import parse_size
+    from stylegram.core.units import parse_size
 
     try:
         return parse_size(text)

@@ -24,13 +24,13 @@ def check_writable(path: str | os.PathLike[str], inputs: Iterable[str | os.PathL
     target = Path(path)
     name = os.fspath(path)
     if target.is_dir():
-        raise UsageError(f"cannot write the {what} '{name}': it is a folder")
+        raise UsageError(f"cannot write the {what} '{name}': it is a directory")
     parent = target.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
         raise UsageError(f"cannot write the {what} '{name}': '{parent}' is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK) or not _can_create_in(parent):
         raise UsageError(f"cannot write the {what} '{name}': no permission to write in '{parent}'")
     if target.exists() and not os.access(target, os.W_OK):
         raise UsageError(f"cannot write the {what} '{name}': the file exists and is read-only")
@@ -39,6 +39,19 @@ def check_writable(path: str | os.PathLike[str], inputs: Iterable[str | os.PathL
             raise UsageError(f"refusing to write '{name}': it is the input '{os.fspath(source)}', "
                              "and an input file is never overwritten")
     return target
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can really be made in ``folder`` (permissions say yes to root, read-only mounts say no)."""
+    probe = folder / f".stylegram-probe-{secrets.token_hex(4)}"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return True
 
 
 def same_file(a: Path, b: Path) -> bool:

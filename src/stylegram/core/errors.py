@@ -21,3 +21,7 @@ class UsageError(StylegramError):
 
 class OptionsError(UsageError):
     """An option value out of range, not finite, or not one of its choices (see :mod:`stylegram.core.options`)."""
+
+
+class ImageError(StylegramError):
+    """A bad image input or output, with a one-line message that names the file."""

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from stylegram.core.errors import StylegramError
-from stylegram.core.images import longest_side_shape
+from stylegram.core.resize import longest_side_shape
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 
@@ -62,10 +62,12 @@ def stylize_video(
     size: int | None = None,
     batch: int = 4,
     on_frame: Callable[[int, int], None] | None = None,
+    scale: int = 1,
 ) -> VideoResult:
     """Decode ``src``, pass its frames through ``stylize`` ((B, 3, H, W) → same, RGB in [0, 1]) in batches of
     ``batch``, and encode them to ``dst``. ``size`` scales frames so the longer side has that many pixels.
-    ``on_frame(done, total)`` reports progress (total is the container's estimate, 0 if unknown).
+    ``on_frame(done, total)`` reports progress (total is the container's estimate, 0 if unknown). ``scale``: the
+    output frames are that many times larger than the input's (a super-resolution model).
     """
     import av
 
@@ -87,7 +89,7 @@ def stylize_video(
         with out:
             codec = video_codec()
             vout: Any = out.add_stream(codec, rate=rate)
-            vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
+            vout.width, vout.height, vout.pix_fmt = width * scale, height * scale, "yuv420p"
             vout.time_base = Fraction(1) / rate
             aout: Any = out.add_stream_from_template(ain) if ain is not None else None
             writer = _FrameWriter(out, vout, stylize, batch)
@@ -110,7 +112,7 @@ def stylize_video(
         if writer.count == 0:
             raise VideoError(f"cannot read video '{source}': no frames could be decoded")
         os.replace(temp, target)
-    return VideoResult(writer.count, rate, (width, height), codec, ain is not None)
+    return VideoResult(writer.count, rate, (width * scale, height * scale), codec, ain is not None)
 
 
 class _FrameWriter:

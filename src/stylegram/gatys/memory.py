@@ -23,13 +23,11 @@ Measured against the resident-set growth of real CPU runs it lands within about 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
 
-from stylegram.core import images
-from stylegram.core.errors import UsageError
+from stylegram.core.resize import longest_side_shape
 from stylegram.gatys import tiled
 from stylegram.gatys.options import GatysOptions
 from stylegram.nets.vgg import LayerSpec, layer_specs
@@ -40,8 +38,7 @@ MIN_HISTORY = 10
 LBFGS_EXTRA_VECTORS = 6  # d, prev_flat_grad, flat grad, and strong-Wolfe's copies of x and g
 IMAGE_BUFFERS = 5  # x, x.grad, best, content, start
 
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
 
 
 @dataclass(frozen=True)
@@ -84,7 +81,7 @@ def history_size(options: GatysOptions, height: int, width: int) -> int:
 def output_shape(image_size: tuple[int, int], size: int) -> tuple[int, int]:
     """(H, W) of an image of ``image_size`` = (width, height) scaled so its longest side is ``size``."""
     width, height = image_size
-    return images.longest_side_shape(height, width, size)
+    return longest_side_shape(height, width, size)
 
 
 def estimate(options: GatysOptions, image_size: tuple[int, int], *, iterations: int | None = None,
@@ -187,22 +184,6 @@ def largest_size(options: GatysOptions, image_size: tuple[int, int], budget: int
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
     return lo
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``2GB``, ``512MB``, ``1.5GiB``, ``800k`` … (decimal SI units, binary ``*iB`` units)."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
-    unit = m.group(2).lower() if m else ""
-    if m is None or unit not in _UNITS:
-        raise UsageError(f"expected a memory size such as 2GB, 512MB or 1.5GiB, got {text!r}")
-    value = int(float(m.group(1)) * _UNITS[unit])
-    if value <= 0:
-        raise UsageError(f"a memory size must be > 0, got {text!r}")
-    return value
-
-
-def format_size(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 def available(device: torch.device | str) -> int | None:

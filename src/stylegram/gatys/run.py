@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from stylegram.core import images
+from stylegram.core import images, units
 from stylegram.core.errors import UsageError
 from stylegram.core.events import OnStep
 from stylegram.gatys import memory, tiled
@@ -133,8 +133,8 @@ def _memory_plan(vgg: VGG, content: Tensor, options: GatysOptions, max_memory: i
     setup = memory.plan(options.replace(size=max(h, w)), (w, h), budget, arch=vgg.arch)
     if setup is None:
         need = memory.estimate(options.replace(size=max(h, w)), (w, h), arch=vgg.arch).total
-        raise UsageError(f"{w}×{h} px needs about {memory.format_size(need)}, and not even tiles fit in the "
-                         f"{memory.format_size(budget or 0)} available")
+        raise UsageError(f"{w}×{h} px needs about {units.format_size(need)}, and not even tiles fit in the "
+                         f"{units.format_size(budget or 0)} available")
     return setup
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from stylegram.core import images
+from stylegram.core import images, units
 from stylegram.core.atomic import check_writable
 from stylegram.core.device import resolve_device
 from stylegram.core.errors import UsageError
@@ -57,9 +57,9 @@ def stylize(
 
     >>> out = stylize("photo.jpg", "painting.jpg", size=256, iterations=200)  # doctest: +SKIP
     """
-    from . import memory, multiscale  # imported here: both build on this module
+    from . import multiscale  # imported here: both build on this module
 
-    budget = memory.parse_size(max_memory) if isinstance(max_memory, str) else max_memory
+    budget = units.parse_size(max_memory) if isinstance(max_memory, str) else max_memory
 
     opts = GatysOptions(**options)
     style_list = [style] if isinstance(style, (Image.Image, str, os.PathLike)) else list(style)
@@ -114,7 +114,7 @@ class StylizeJob:
         self.vgg, info = load_vgg(options.model, path=options.weights, pooling=options.pooling, classifier=False,
                                   device=self.device)
         check(self.vgg, options, len(self.styles))
-        budget = memory.parse_size(max_memory) if isinstance(max_memory, str) else max_memory
+        budget = units.parse_size(max_memory) if isinstance(max_memory, str) else max_memory
         self.budget, self.notes = _memory_budget(options.resolved(self.device), self.content.size, self.stages,
                                                  self.device, info.arch, budget)
         described = {"content": _describe(content, 0, inputs), "styles": [
@@ -182,13 +182,13 @@ def _memory_budget(options: GatysOptions, size: tuple[int, int], stages: Sequenc
             advice = (f"the largest size that fits is --size {fits}" if fits is not None
                       else "no size fits (the weights alone need more)")
             what = f"--size {options.size}" + (f" (its {stage.size} px stage)" if stage.size != options.size else "")
-            raise UsageError(f"{what} needs about {memory.format_size(need)} at its peak, more than "
-                             f"the {memory.format_size(budget)} available, even in tiles; {advice}, or raise "
+            raise UsageError(f"{what} needs about {units.format_size(need)} at its peak, more than "
+                             f"the {units.format_size(budget)} available, even in tiles; {advice}, or raise "
                              "--max-memory")
         if setup.tiling is not None:
             h, w = memory.output_shape(size, stage.size)
             n = len(tiled.boxes(h, w, setup.tiling))
             notes.append(f"{w}×{h} px runs in {n} tiles (cores ≤ {setup.tiling.core} px, margins "
                          f"{setup.tiling.margin} px), L-BFGS history {setup.history}, about "
-                         f"{memory.format_size(setup.estimate.total)} at its peak")
+                         f"{units.format_size(setup.estimate.total)} at its peak")
     return budget, notes

@@ -16,6 +16,7 @@ with it) therefore make the same evaluations in the same order and end with the 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -187,7 +188,7 @@ class EvaluationLoop:
             return False
         with torch.no_grad():
             self.x.copy_(r["x"].to(self.x))
-        opt.load_state_dict(r["optimizer"])
+        opt.load_state_dict(copy.deepcopy(r["optimizer"]))  # the optimiser appends to its history in place
         self.count, self.best_terms = int(r["count"]), dict(r["best_terms"])
         self._saved_at = self.count
         self.best = None if r["best"] is None else r["best"].to(self.x)

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from stylegram.cli.main import main
+from stylegram.core import units
 from stylegram.gatys import GatysOptions, memory, run
 from stylegram.nets.vgg import VGG
 
@@ -89,13 +90,13 @@ def test_largest_size_fits_the_budget() -> None:
     ("4096", 4096), ("2gb", 2 * 10**9),
 ])
 def test_parse_size(text: str, expected: int) -> None:
-    assert memory.parse_size(text) == expected
+    assert units.parse_size(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "GB", "2 parsecs", "-1GB", "0MB", "1,5GB"])
 def test_parse_size_rejects_nonsense(text: str) -> None:
     with pytest.raises(ValueError, match="memory size"):
-        memory.parse_size(text)
+        units.parse_size(text)
 
 
 @pytest.fixture
