@@ -169,3 +169,18 @@ def test_checkpoint_and_resume_give_the_same_image(weights_cache: str, tmp_path:
     # Other options: refused with a one-line message.
     assert main(["stylize", str(content), str(style), "-o", str(second), *args, "--seed", "3",
                  "--resume", str(tmp_path / "a.ckpt")]) == 2
+
+
+def test_a_diverging_run_says_so_and_exits_1(weights_cache: str, tmp_path: Path, pictures: tuple[Path, Path],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """An absurd step size sends the pixels to ±1e30, VGG's responses overflow and the loss becomes inf or NaN:
+    the run stops, keeps the best image before that, records the divergence and does not exit 0."""
+    content, style = pictures
+    out = tmp_path / "out.png"
+    code = main(["stylize", str(content), str(style), "-o", str(out), *FAST, "--optimizer", "adam",
+                 "--learning-rate", "1e30", "--iterations", "6"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "NaN or infinite" in err and "wrote" not in err
+    meta = images.read_metadata(out)
+    assert meta is not None and meta["diverged"] is True and meta["iterations"] < 6
