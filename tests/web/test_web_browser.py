@@ -1,7 +1,8 @@
 """The page in a real browser: Debian's Chromium, headless, driven by Selenium through chromedriver.
 
 Upload a photo and a painting, submit, watch the preview change and the result appear, download it (with its
-record), cancel a second job, reuse the first one's settings, read an error, and fit a phone-sized screen.
+record); see the event stream of a second job come back after a drop, cancel that job; reuse the first one's
+settings, read an error, and fit a phone-sized screen.
 A screenshot goes to ``$STYLEGRAM_WEB_SCREENSHOT`` when set (the README's picture; with
 ``STYLEGRAM_WEB_SHOT_SIZE=256`` for a larger result), else to the test's temporary folder.
 
@@ -34,6 +35,28 @@ CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
          "--window-size=1280,1100")
+
+
+# Wraps fetch so that the first event stream breaks after two chunks, as a dropped connection would, and
+# records the Last-Event-ID each stream request carries.
+DROP_FIRST_STREAM = """
+window.asked = [];
+const original = window.fetch;
+window.fetch = async (url, init) => {
+  const response = await original(url, init);
+  if (!String(url).includes("/events")) return response;
+  window.asked.push(new Headers((init || {}).headers).get("Last-Event-ID"));
+  if (window.asked.length > 1) return response;
+  const reader = response.body.getReader();
+  let chunks = 0;
+  const cut = new ReadableStream({ async pull(controller) {
+    const { value, done } = await reader.read();
+    if (done || chunks++ >= 2) { reader.cancel(); controller.error(new TypeError("network drop")); return; }
+    controller.enqueue(value);
+  } });
+  return new Response(cut, { status: response.status, headers: response.headers });
+};
+"""
 
 
 @pytest.fixture
@@ -147,9 +170,14 @@ def test_upload_watch_download_cancel_reuse_in_a_real_browser(server: str, brows
     assert max(Image.open(saved).size) == int(size)
 
     d.find_element(By.CSS_SELECTOR, "#advanced summary").click()
-    _set(d, "opt-iterations", "1000")  # a second job, cancelled while it runs
+    _set(d, "opt-iterations", "1000")  # a second job, its stream dropped once, then cancelled while it runs
+    d.execute_script(DROP_FIRST_STREAM)
     d.find_element(By.ID, "submit").click()
-    wait.until(lambda d: _text(d, "state").startswith("Painting"))
+    wait.until(lambda d: _text(d, "state").startswith("Painting") and len(d.execute_script("return window.asked")) > 1)
+    first, again = d.execute_script("return window.asked")[:2]
+    assert first is None and int(again) >= 1  # it came back asking for what it missed
+    progress = d.find_element(By.ID, "progress").get_attribute("value")
+    wait.until(lambda d: d.find_element(By.ID, "progress").get_attribute("value") != progress)  # and goes on
     d.find_element(By.ID, "cancel").click()
     wait.until(lambda d: _text(d, "state").startswith("Cancelled"))
     items = d.find_elements(By.CSS_SELECTOR, "#gallery li")
