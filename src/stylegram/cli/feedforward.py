@@ -1,4 +1,5 @@
-"""``stylegram train``, ``apply`` and ``export``: feed-forward networks (Johnson et al.) from the command line.
+"""``stylegram train``, ``apply``, ``export``, ``train-sr``, ``upscale``, ``eval-sr`` and ``sr-data``: feed-forward
+networks (Johnson et al.) from the command line.
 
 Parsing, progress and exit codes only: the work is :func:`stylegram.feedforward.train.train`,
 :class:`stylegram.feedforward.apply.ApplyJob` and :func:`stylegram.feedforward.export.export_onnx`. Their flags
@@ -26,6 +27,7 @@ from stylegram.core.errors import OptionsError
 from stylegram.core.events import StepEvent
 from stylegram.core.options import Options, describe
 from stylegram.feedforward.apply import ApplyOptions
+from stylegram.feedforward.evaluate import EvalOptions, EvalReport
 from stylegram.feedforward.export import ExportOptions
 from stylegram.feedforward.superres import SuperResOptions
 from stylegram.feedforward.train import TrainOptions
@@ -76,17 +78,45 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                                    "video in and OUT with an extension: OUT is that file; otherwise OUT is a folder.")
     u.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders of images, or video files")
     u.add_argument("-o", "--output", required=True, metavar="OUT", help="output file or folder")
-    u.add_argument("--model", required=True, metavar="MODEL", help="super-resolution model file (.safetensors; "
-                   ".onnx with --backend onnxruntime)")
+    u.add_argument("--model", default=None, metavar="MODEL", help="super-resolution model: a file (.safetensors; "
+                   ".onnx with --backend onnxruntime) or the name of a shipped one (default: the shipped ×4 model, "
+                   "when this build has one)")
     add_option_flags(u, ApplyOptions, skip=("original_colors",))
     _add_common(u)
     u.set_defaults(func=cmd_upscale)
+
+    _register_superres_tools(sub)
 
     e = sub.add_parser("export", help="export a trained model to ONNX (dynamic height and width)")
     e.add_argument("model", metavar="MODEL", help="model file (.safetensors)")
     e.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     add_option_flags(e, ExportOptions)
     e.set_defaults(func=cmd_export)
+
+
+def _register_superres_tools(sub: argparse._SubParsersAction[Any]) -> None:
+    v = sub.add_parser("eval-sr", help="score super-resolution models against bicubic (PSNR-Y, SSIM-Y, features)",
+                       description="Score each MODEL (a file, a shipped model's name, or `bicubic`) and bicubic "
+                                   "upsampling on the held-out photos, or on FOLDER: a folder of high-resolution "
+                                   "images, or HR/ with LR_bicubic/X4/ (Set5, Set14, BSD100 …). PSNR and SSIM on "
+                                   "the BT.601 Y channel with `scale` pixels of border cropped, RGB PSNR, and the "
+                                   "VGG16 relu2_2 feature distance.")
+    v.add_argument("models", nargs="+", metavar="MODEL", help="model files, shipped model names, or bicubic")
+    v.add_argument("--data", default=None, metavar="FOLDER",
+                   help="images to score on (default: the held-out photos, see `stylegram sr-data`)")
+    v.add_argument("--json", action="store_true", help="print the full report (every image) as JSON")
+    add_option_flags(v, EvalOptions)
+    _add_common(v)
+    v.set_defaults(func=cmd_eval_sr)
+
+    d = sub.add_parser("sr-data", help="write the bundled training (or held-out) photos to a folder",
+                       description="Write the photos of one split to FOLDER as PNG files: `--split train` for "
+                                   "`stylegram train-sr --data FOLDER`, `--split held-out` for the photos eval-sr "
+                                   "scores on by default. No file already there is replaced.")
+    d.add_argument("folder", metavar="FOLDER", help="folder to write the photos to (created if missing)")
+    d.add_argument("--split", choices=("train", "held-out"), default="train", help="which photos (default: train)")
+    d.add_argument("--quiet", action="store_true", help="no messages")
+    d.set_defaults(func=cmd_sr_data)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -188,8 +218,10 @@ def cmd_upscale(ns: argparse.Namespace) -> int:
 def _apply(ns: argparse.Namespace, task: str | None) -> int:
     from stylegram.core.errors import UsageError
     from stylegram.feedforward.apply import ApplyJob
+    from stylegram.feedforward.shipped import resolve_model
 
-    job = ApplyJob(ns.model, ns.inputs, ns.output, flagged_options(ns, ApplyOptions()), device=ns.device)
+    model = resolve_model(ns.model) if task == "superres" else ns.model
+    job = ApplyJob(model, ns.inputs, ns.output, flagged_options(ns, ApplyOptions()), device=ns.device)
     if task is not None and job.info.task != task:
         raise UsageError(f"{ns.model} is a {job.info.task} model; `upscale` needs a super-resolution model")
     stills = sum(1 for item in job.items if not item.video)
@@ -222,6 +254,64 @@ def _apply(ns: argparse.Namespace, task: str | None) -> int:
     if result.stopped:
         say(ns, "interrupted; the outputs written so far are complete", force=True)
         return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------- eval-sr
+
+
+def cmd_eval_sr(ns: argparse.Namespace) -> int:
+    import json
+
+    from stylegram.feedforward.evaluate import BICUBIC, EvalJob
+    from stylegram.feedforward.shipped import resolve_model
+
+    models = [m if m == BICUBIC else resolve_model(m) for m in ns.models]
+    job = EvalJob(models, ns.data, flagged_options(ns, EvalOptions()), device=ns.device)
+    bar = Progress(len(job.set.images), unit="img", quiet=ns.quiet)
+
+    def step(event: StepEvent) -> bool:
+        bar.update(1)
+        return stopper.requested
+
+    with StopOnInterrupt() as stopper:
+        try:
+            report = job.run(on_step=step)
+        finally:
+            bar.close()
+    if ns.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(eval_table(report))
+    if report.stopped:
+        say(ns, f"interrupted after {len(report.images)} of {len(job.set.images)} images", force=True)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def eval_table(report: EvalReport) -> str:
+    """The means of an evaluation report as a text table, with each model's
+    difference from bicubic (PSNR in dB, SSIM and feature distance as ratios)."""
+    head = (f"×{report.scale} on {report.set} ({len(report.images)} images: {', '.join(report.images)}); "
+            f"{report.layout}; low resolution: {report.degradation}; border {report.border} px")
+    rows = [f"{'method':24s} {'PSNR-Y':>7s} {'SSIM-Y':>7s} {'PSNR-RGB':>8s} {'relu2_2':>10s}   vs bicubic"]
+    base = report.mean.get("bicubic")
+    for method, m in report.mean.items():
+        feature = f"{m.feature:10.4g}" if m.feature is not None else f"{'-':>10s}"
+        versus = ""
+        if method != "bicubic" and base is not None:
+            versus = f"{m.psnr_y - base.psnr_y:+.2f} dB, SSIM ×{m.ssim_y / base.ssim_y:.4f}"
+            if m.feature is not None and base.feature:
+                versus += f", features ×{m.feature / base.feature:.3f}"
+        rows.append(f"{method:24s} {m.psnr_y:7.2f} {m.ssim_y:7.4f} {m.psnr_rgb:8.2f} {feature}   {versus}")
+    return "\n".join([head, *rows])
+
+
+def cmd_sr_data(ns: argparse.Namespace) -> int:
+    from stylegram.feedforward.photos import write_split
+
+    written = write_split(ns.folder, ns.split)
+    say(ns, f"{ns.folder}: {len(written)} {ns.split} photos ({', '.join(p.stem for p in written)})")
     return EXIT_OK
 
 
