@@ -16,7 +16,7 @@ from stylegram.cli.common import (
     say,
 )
 from stylegram.core.events import StepEvent
-from stylegram.gatys.options import GatysOptions
+from stylegram.gatys.options import PRESETS, GatysOptions
 
 # Small enough to finish in a few minutes on a laptop CPU; every default can be overridden.
 DEMO_DEFAULTS = GatysOptions(size=256, iterations=300)
@@ -47,6 +47,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
                    "ends with the same image as an uninterrupted run")
     p.add_argument("--save-every", type=int, default=0, metavar="N",
                    help="also write the image every N iterations, as OUT_0100.png … (default: off)")
+    p.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                   help="light, balanced (the default) or bold: style strength 0.3, 0.5, 0.7; paper: the paper's "
+                        "objective, α/β = 1e-3, equal layer weights, white-noise start. Other flags apply on top")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--max-memory", type=_memory_budget, default=None, metavar="SIZE",
@@ -63,15 +66,21 @@ def _memory_budget(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _base(ns: argparse.Namespace, default: GatysOptions) -> GatysOptions:
+    return default if ns.preset is None else GatysOptions.from_preset(
+        ns.preset, **{k: getattr(default, k) for k in ("size", "iterations") if getattr(default, k) !=
+                      getattr(GatysOptions(), k)})
+
+
 def cmd_stylize(ns: argparse.Namespace) -> int:
-    options = options_from(ns, GatysOptions())
+    options = options_from(ns, _base(ns, GatysOptions()))
     return _run(ns, options, ns.content, ns.styles, None)
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
     from stylegram.core.samples import demo_content, generated_painting
 
-    options = options_from(ns, DEMO_DEFAULTS)
+    options = options_from(ns, _base(ns, DEMO_DEFAULTS))
     inputs = {"content": "skimage.data.astronaut", "styles": ["stylegram.samples.generated_painting(seed=7)"]}
     return _run(ns, options, demo_content(), [generated_painting(384, seed=7)], inputs)
 

@@ -20,12 +20,18 @@ from stylegram.nets.vgg import VGG
 
 @dataclass(frozen=True)
 class Targets:
-    """What the image is pulled towards: content features and (blended) style Gram matrices."""
+    """What the image is pulled towards, and how hard: content features, (blended) style Gram matrices, and the
+    effective weight of every term (α, β, λ_tv and, on the relative objective, each target's normaliser)."""
 
     content: dict[str, Tensor]
     style: dict[str, Tensor]  # per layer: (1, C, C) blended, or (K, C, C) per region with masks
-    style_layer_weights: dict[str, float]
+    style_layer_weights: dict[str, float]  # per style layer: β · w_l (· 4N²/ΣÂ² on the relative objective)
     guides: dict[str, Tensor] | None = None  # per style layer: (K, 1, h, w) region weights (guided.py)
+    content_weights: dict[str, float] | None = None  # per content layer: α (· 2/ΣP² relative); None: α = 1
+    tv_weight: float = 0.0  # λ_tv (/ TV(content) relative)
+
+    def content_weight(self, layer: str) -> float:
+        return 1.0 if self.content_weights is None else self.content_weights[layer]
 
 
 def check(vgg: VGG, options: GatysOptions, n_styles: int) -> None:

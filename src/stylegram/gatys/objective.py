@@ -1,4 +1,7 @@
-"""L_total(x) = α L_content + β L_style (+ λ_tv TV(x)) for one set of targets, evaluated on the whole image."""
+"""L_total(x) = α L_content + β L_style (+ λ_tv TV(x)) for one set of targets, evaluated on the whole image.
+
+The weights live in the targets (:func:`stylegram.gatys.targets.term_weights`).
+"""
 
 from __future__ import annotations
 
@@ -26,12 +29,12 @@ class Objective:
             feats = {**feats, **{k: feats[k] * g for k, g in t.guides.items()}}
         terms: dict[str, Tensor] = {}
         if t.content:
-            parts = [losses.content_loss(feats[k], v) for k, v in t.content.items()]
-            terms["content"] = o.content_weight * torch.stack(parts).sum()
+            parts = [t.content_weight(k) * losses.content_loss(feats[k], v) for k, v in t.content.items()]
+            terms["content"] = torch.stack(parts).sum()
         if t.style:
-            terms["style"] = o.style_weight * losses.style_loss(feats, t.style, t.style_layer_weights)
-        if o.tv_weight > 0:
-            terms["tv"] = o.tv_weight * losses.total_variation(x)
+            terms["style"] = losses.style_loss(feats, t.style, t.style_layer_weights)
+        if t.tv_weight > 0:
+            terms["tv"] = t.tv_weight * losses.total_variation(x)
         terms["total"] = torch.stack(list(terms.values())).sum()
         return terms
 

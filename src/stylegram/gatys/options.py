@@ -8,17 +8,41 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from stylegram.core.device import resolve_precision
+from stylegram.core.errors import UsageError
 from stylegram.core.options import Options, option
 
 # The paper names layers after Caffe blobs, and Caffe's ReLUs work in place, so the paper's "conv4_2" response
 # is the rectified output, our relu4_2 (as in neural-style). Pass conv* names for pre-activation responses.
 PAPER_CONTENT_LAYERS = ("relu4_2",)
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+# β on the relative objective runs from 10^LO at style strength 0 to 10^HI at strength 1 (log-linear, so that
+# equal steps of strength are equal ratios of β). Chosen by benchmarks/sweep_defaults.py: see the README.
+RELATIVE_LOG_BETA = (-1.0, 2.4)  # strength 0.5: β = 5
+RELATIVE_TV_WEIGHT = 0.1  # relative to the photo's own total variation
+PAPER_STYLE_WEIGHT = 1e3  # α/β = 1e-3, the ratio of the paper's Figure 2
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "light": {"style_strength": 0.3},
+    "balanced": {"style_strength": 0.5},
+    "bold": {"style_strength": 0.7},
+    # The paper's objective, layers, equal w_l, average pooling and white-noise start, unchanged.
+    "paper": {"objective": "paper", "style_weight": PAPER_STYLE_WEIGHT, "tv_weight": 0.0, "init": "noise",
+              "pooling": "avg", "content_layers": PAPER_CONTENT_LAYERS, "style_layers": PAPER_STYLE_LAYERS,
+              "style_layer_weights": None},
+}
+
+
+def style_weight_for(strength: float) -> float:
+    """β on the relative objective for a style strength in [0, 1]."""
+    lo, hi = RELATIVE_LOG_BETA
+    return float(10.0 ** (lo + (hi - lo) * strength))
 
 
 @dataclass(frozen=True)
@@ -28,14 +52,25 @@ class GatysOptions(Options):
     size: int = option(512, "longest side of the output in pixels", min=16, max=16384)
     iterations: int = option(500, "loss evaluations (one forward + backward pass each), whatever the optimiser",
                              min=0)
+    objective: Literal["relative", "paper"] = option(
+        "relative", "relative: each term divided by its target's energy (content features, style Gram matrices, the "
+        "photo's total variation), so that one --style-strength gives the same balance at every size and for "
+        "every painting; paper: the paper's L = α L_content + β L_style exactly")
+    style_strength: float = option(
+        0.5, "how much style, 0 (the photo) to 1 (the painting): sets β on the relative objective; presets: light "
+        "0.3, balanced 0.5, bold 0.7", min=0, max=1)
     content_weight: float = option(1.0, "α: weight of the content loss", min=0)
-    style_weight: float = option(30.0, "β: weight of the style loss; α/β sets the trade-off (lower = more style)",
-                                 min=0)
-    tv_weight: float = option(0.0, "weight of the total-variation smoothness term (0 = off)", min=0)
+    style_weight: float | None = option(
+        None, "β: weight of the style loss (default: from --style-strength, or 1000 with --objective paper); "
+        "α/β sets the trade-off (lower = more style)", min=0)
+    tv_weight: float | None = option(
+        None, "weight of the total-variation smoothness term (default: 0.1 on the relative objective, where it is "
+        "relative to the photo's own; 0 with --objective paper)", min=0)
     content_layers: tuple[str, ...] = option(PAPER_CONTENT_LAYERS, "VGG layers for the content loss")
     style_layers: tuple[str, ...] = option(PAPER_STYLE_LAYERS, "VGG layers for the style loss")
-    style_layer_weights: tuple[float, ...] | None = option(None, "weight w_l of each style layer (default: equal)",
-                                                           min=0)
+    style_layer_weights: tuple[float, ...] | None = option(
+        None, "weight w_l of each style layer, normalised to sum 1 (default: equal with --objective paper, else "
+        "proportional to 1/channels², neural-style's 64:16:4:1:1)", min=0)
     style_blend_weights: tuple[float, ...] | None = option(None, "weight of each style image (default: equal)",
                                                            min=0)
     style_scale: float = option(1.0, "size of the style image(s) relative to the output", above=0, max=64)
@@ -82,6 +117,27 @@ class GatysOptions(Options):
             )
         if self.tile_size != 0 and self.tile_size < 16:
             yield "tile-size must be 0 (automatic) or >= 16"
+
+    @property
+    def beta(self) -> float:
+        """β as the run uses it: ``style_weight``, or the one ``style_strength`` gives on the relative objective."""
+        if self.style_weight is not None:
+            return self.style_weight
+        return style_weight_for(self.style_strength) if self.objective == "relative" else PAPER_STYLE_WEIGHT
+
+    @property
+    def tv(self) -> float:
+        """λ_tv as the run uses it."""
+        if self.tv_weight is not None:
+            return self.tv_weight
+        return RELATIVE_TV_WEIGHT if self.objective == "relative" else 0.0
+
+    @classmethod
+    def from_preset(cls, name: str, **changes: Any) -> GatysOptions:
+        """The options of a preset (:data:`PRESETS`), with ``changes`` on top."""
+        if name not in PRESETS:
+            raise UsageError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **changes})
 
     def resolved(self, device: torch.device) -> GatysOptions:
         """These options with ``precision="auto"`` replaced by what ``device`` runs best."""

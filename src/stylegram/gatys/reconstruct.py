@@ -48,7 +48,8 @@ class Reconstruction:
 def content_options(options: GatysOptions, layer: str) -> GatysOptions:
     """``options`` reduced to a content-only objective on ``layer``, starting from white noise."""
     return options.replace(
-        content_layers=(layer,), style_layers=(), content_weight=1.0, style_weight=0.0,
+        objective="paper", content_layers=(layer,), style_layers=(), content_weight=1.0, style_weight=0.0,
+        tv_weight=0.0,
         style_layer_weights=None, style_blend_weights=None, original_colors=False, init="noise",
     )
 
@@ -56,7 +57,8 @@ def content_options(options: GatysOptions, layer: str) -> GatysOptions:
 def style_options(options: GatysOptions, layers: Sequence[str]) -> GatysOptions:
     """``options`` reduced to a style-only objective on ``layers`` (equal weights), starting from white noise."""
     return options.replace(
-        content_layers=(), style_layers=tuple(layers), content_weight=0.0, style_weight=1.0,
+        objective="paper", content_layers=(), style_layers=tuple(layers), content_weight=0.0, style_weight=1.0,
+        tv_weight=0.0,
         style_layer_weights=None, style_blend_weights=None, original_colors=False, init="noise",
     )
 
@@ -129,11 +131,13 @@ def reconstruct_style(
 
 
 def ratio_options(options: GatysOptions, ratio: float, style_layers: Sequence[str]) -> GatysOptions:
-    """``options`` with α/β = ``ratio`` (α = 1, β = 1/ratio) and ``style_layers`` weighted equally."""
+    """``options`` with α/β = ``ratio`` (α = 1, β = 1/ratio) on the paper's objective and ``style_layers``
+    weighted equally."""
     if ratio <= 0:
         raise UsageError(f"an α/β ratio must be > 0, got {ratio:g}")
     return options.replace(
-        content_weight=1.0, style_weight=1.0 / ratio, style_layers=tuple(style_layers), style_layer_weights=None,
+        objective="paper", content_weight=1.0, style_weight=1.0 / ratio, style_layers=tuple(style_layers),
+        style_layer_weights=None,
         style_blend_weights=None,
     )
 

@@ -26,7 +26,7 @@ def compute_targets(
     check(vgg, options, len(styles))
     blend = options.style_blend_weights or tuple(1.0 for _ in styles)
     layers = options.style_layers
-    layer_w = options.style_layer_weights or tuple(1.0 / len(layers) for _ in layers)
+    layer_w = layer_weights(vgg, options)
     with torch.no_grad():
         if tiling is not None:
             content_feats = tiled.feature_maps(vgg, content, options.content_layers, tiling, options.precision)
@@ -44,12 +44,61 @@ def compute_targets(
                 for layer in layers
             }
     region_guides = None if masks is None else _layer_guides(vgg, layers, masks.content, content)
-    return Targets(
-        content={k: v.detach() for k, v in content_feats.items()},
-        style=style_targets,
-        style_layer_weights=dict(zip(options.style_layers, layer_w, strict=True)),
-        guides=region_guides,
-    )
+    content_targets = {k: v.detach() for k, v in content_feats.items()}
+    content_w, style_w, tv_w = term_weights(options, content, content_targets, style_targets, layer_w)
+    return Targets(content=content_targets, style=style_targets, style_layer_weights=style_w, guides=region_guides,
+                   content_weights=content_w, tv_weight=tv_w)
+
+
+def term_weights(options: GatysOptions, content: Tensor, content_targets: dict[str, Tensor],
+                 style_targets: dict[str, Tensor], layer_w: Sequence[float],
+                 ) -> tuple[dict[str, float], dict[str, float], float]:
+    """The effective weight of every term: per content layer, per style layer, and of total variation.
+
+    On the paper's objective they are α, β·w_l and λ_tv. On the relative objective each term is divided by its
+    target's energy: the content term becomes α ‖F − P‖²/‖P‖² (per content layer), the style term
+    β Σ_l w_l E_l / Σ_l w_l E_l⁰ with E_l⁰ = ‖Â‖²/(4N²) the style's own energy at layer l (the loss of an image
+    with no response), and the smoothness term λ TV(x)/TV(content). Neither ratio grows with the image's size
+    (both sides scale alike) nor depends on how strong a painting's or a photo's responses are, so one β (one
+    style strength) gives the same balance at every size and for every pair; the layer weights w_l keep their
+    meaning inside the style term.
+
+    Departure from the paper: its α/β is absolute. With raw Caffe VGG16 the same β = 90 is, in these relative
+    units, 6.4 for Tübingen + The Starry Night but 1.0 for the Golden Gate + The Scream at 512 px, and four
+    times that at 256 px (benchmarks/README.md).
+    """
+    alpha, beta, tv = options.content_weight, options.beta, options.tv
+    if options.objective == "paper":
+        return ({k: alpha for k in content_targets},
+                {k: beta * w for k, w in zip(options.style_layers, layer_w, strict=True)}, tv)
+    tiny = 1e-12
+    # content_loss is ½‖F − P‖²: the factor 2 undoes the ½.
+    content_w = {k: alpha * 2.0 / max(float(p.pow(2).sum()), tiny) for k, p in content_targets.items()}
+    energy = sum(w * float(losses.style_layer_loss(torch.zeros_like(style_targets[k]), style_targets[k]))
+                 for k, w in zip(options.style_layers, layer_w, strict=True))
+    style_w = {k: beta * w / max(energy, tiny) for k, w in zip(options.style_layers, layer_w, strict=True)}
+    # A flat photo has no variation to be relative to: floor it at one grey level (1/255) per neighbour pair.
+    _, c, h, w = content.shape
+    floor = c * ((h - 1) * w + h * (w - 1)) / 255.0**2
+    photo_tv = max(float(losses.total_variation(content)), floor)
+    return content_w, style_w, (tv / photo_tv if tv > 0 else 0.0)
+
+
+def layer_weights(vgg: VGG, options: GatysOptions) -> tuple[float, ...]:
+    """w_l of each style layer: as given (on the relative objective their scale cancels), or by default equal
+    (1/L, the paper's) or proportional to 1/N_l² summing to 1 (the relative objective).
+
+    Why 1/N_l² on the relative objective: neural-style's normalisation (G/(C·H·W) and a mean over the C² entries)
+    weights E_l by 4/N_l², which favours the shallow layers (colour, brush texture) 64:16:4:1:1 over the deep
+    ones; measured on photo/painting pairs, that reads as a painting where equal weights keep the photo.
+    """
+    layers = options.style_layers
+    if options.style_layer_weights is not None:
+        return tuple(options.style_layer_weights)
+    if options.objective == "paper":
+        return tuple(1.0 / len(layers) for _ in layers)
+    raw = [1.0 / vgg.spec(k).out_channels ** 2 for k in layers]
+    return tuple(r / sum(raw) for r in raw)
 
 
 def _layer_guides(vgg: VGG, layers: Sequence[str], mask: Tensor, image: Tensor) -> dict[str, Tensor]:

@@ -216,7 +216,7 @@ class TiledObjective:
             grams = gram_matrices(vgg, image, tuple(t.style), self.tiling, o.precision, guides=t.guides, shift=shift)
             leaves = {k: g.requires_grad_(True) for k, g in grams.items()}
             with torch.enable_grad():
-                style = o.style_weight * sum_style(leaves, t.style, t.style_layer_weights)
+                style = sum_style(leaves, t.style, t.style_layer_weights)
                 d_gram = dict(zip(leaves, torch.autograd.grad(style, list(leaves.values())), strict=True))
         content = image.new_zeros(())
         for box in boxes(h, w, self.tiling, shift):
@@ -233,23 +233,23 @@ class TiledObjective:
                     parts.append((d * losses.gram_matrix(f)).sum() * _share(f, vgg, layer, h, w))
                 if t.content:
                     tile_content = torch.stack([
-                        losses.content_loss(core(feats[k], box, vgg.spec(k).scale, h, w),
-                                            region(v, box, vgg.spec(k).scale))
+                        t.content_weight(k) * losses.content_loss(core(feats[k], box, vgg.spec(k).scale, h, w),
+                                                                  region(v, box, vgg.spec(k).scale))
                         for k, v in t.content.items()
                     ]).sum()
                     content = content + tile_content.detach()
-                    parts.append(o.content_weight * tile_content)
+                    parts.append(tile_content)
                 torch.stack(parts).sum().backward()  # type: ignore[no-untyped-call]
             assert tile.grad is not None
             box.crop(grad).add_(tile.grad)
         if t.content:
-            terms["content"] = o.content_weight * content
+            terms["content"] = content
         if style is not None:
             terms["style"] = style.detach()
-        if o.tv_weight > 0:
+        if t.tv_weight > 0:
             smooth = image.clone().requires_grad_(True)
             with torch.enable_grad():
-                tv = o.tv_weight * losses.total_variation(smooth)
+                tv = t.tv_weight * losses.total_variation(smooth)
                 tv.backward()  # type: ignore[no-untyped-call]
             assert smooth.grad is not None
             grad += smooth.grad

@@ -44,7 +44,8 @@ def test_defaults_are_the_papers_layers() -> None:
 
 def test_objective_is_alpha_content_plus_beta_style(random_vgg: VGG) -> None:
     content, style = _images()
-    o = GatysOptions(content_weight=3.0, style_weight=7.0, tv_weight=0.5, precision="float32", **SMALL)
+    o = GatysOptions(objective="paper", content_weight=3.0, style_weight=7.0, tv_weight=0.5, precision="float32",
+                     **SMALL)
     t = compute_targets(random_vgg, content, [style], o)
     x = torch.rand_like(content)
     terms = Objective(random_vgg, t, o)(x)
@@ -61,7 +62,8 @@ def test_objective_is_alpha_content_plus_beta_style(random_vgg: VGG) -> None:
 def test_counts_loss_evaluations_and_lowers_the_loss(random_vgg: VGG, optimizer: str) -> None:
     content, style = _images()
     events: list[StepEvent] = []
-    o = GatysOptions(iterations=25, optimizer=optimizer, **SMALL)  # type: ignore[arg-type]
+    o = GatysOptions(iterations=25, optimizer=optimizer, objective="paper", style_weight=30.0,  # type: ignore[arg-type]
+                     **SMALL)
     result = run(random_vgg, content, [style], o, on_step=events.append)
     assert [e.iteration for e in events] == list(range(1, 26))
     assert result.iterations == 25 and not result.stopped
