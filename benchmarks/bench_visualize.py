@@ -2,7 +2,7 @@
 
     .venv/bin/pip install "captum>=0.9"        # benchmark-only; stylegram never needs it
     .venv/bin/python benchmarks/bench_visualize.py [--occlusion 224:15:8,512:60:50] [--batches 1,16,64]
-                                                   [--crops 500] [--repeats 3] [--device cpu]
+                                                   [--crops 500] [--repeats 3] [--device cpu] [--threads N]
 
 Network: the offline ``vgg16-caffe`` with max pooling. captum sees only ``nn.ReLU`` modules, so it gets an
 adapter: the same convolutions (shared, not copied) in an ``nn.Sequential`` with ``nn.ReLU`` and
@@ -222,6 +222,7 @@ def main() -> int:
     p.add_argument("--crops", type=int, default=500)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--skip", default="", help="comma-separated: projections, occlusion, top")
     ns = p.parse_args()
     try:
@@ -229,6 +230,8 @@ def main() -> int:
     except ImportError:
         print('captum is not installed: .venv/bin/pip install "captum>=0.9"', file=sys.stderr)
         return 2
+    if ns.threads:
+        torch.set_num_threads(ns.threads)
     vgg, _ = load_vgg("vgg16-caffe", pooling="max", device=ns.device)
     assert {s.kind for s in steps(vgg)} >= {"maxpool"}
     from skimage import data

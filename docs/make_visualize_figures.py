@@ -71,12 +71,12 @@ def main() -> int:
                   "--random", "2", "--seed", "3", "-o", out / "top9.png")
         stylegram("visualize", "occlusion", pics["coffee"], "--layer", "relu5_3", "--window", "48", "--stride",
                   "12", "-o", out / "occlusion_coffee.png")
-        stylegram("zfnet", "shapes", work / "shapes", "--per-class", "60", "--size", "80")
-        stylegram("zfnet", "train", "--data", work / "shapes", "-o", work / "zfnet", "--epochs", "8", "--size", "72",
-                  "--width", "0.25", "--hidden", "256", "--batch-size", "16", "--checkpoint-every", "2")
+        stylegram("zfnet", "shapes", work / "shapes", "--per-class", "60", "--size", "72")
+        stylegram("zfnet", "train", "--data", work / "shapes", "-o", work / "zfnet", "--epochs", "60", "--size", "64",
+                  "--width", "0.25", "--hidden", "128", "--batch-size", "16", "--checkpoint-every", "15")
         checkpoints = sorted((work / "zfnet").glob("epoch_*.safetensors"))
         stylegram("visualize", "evolution", *checkpoints, "--images", work / "shapes", "--layer", "relu2",
-                  "--channels", "0,5,10,15", "-o", out / "zfnet_evolution.png")
+                  "--channels", "0,5,10,15,20,25", "-o", out / "zfnet_evolution.png")
         stylegram("visualize", "occlusion", work / "shapes" / "triangle" / "triangle_0003.png", "--zfnet",
                   checkpoints[-1], "--layer", "relu5", "--size", "0", "--window", "16", "--stride", "4",
                   "-o", out / "zfnet_occlusion.png")

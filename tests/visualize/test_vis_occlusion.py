@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from stylegram.nets.vgg import VGG, Normalization
 from stylegram.nets.zfnet import Conv, ZFNet
@@ -113,3 +117,16 @@ def test_average_pooling_falls_back_to_full_passes() -> None:
 
     assert not supported(upto(VGG("vgg11", pooling="avg"), "relu3_1"))
     assert supported(upto(VGG("vgg11", pooling="max"), "relu3_1"))
+
+
+def test_the_job_counts_the_positions_it_will_run(tmp_path: Path) -> None:
+    from stylegram.visualize.jobs import OcclusionJob
+    from stylegram.visualize.options import OcclusionOptions
+
+    path = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (21, 30, 3), dtype=np.uint8)).save(path)
+    options = OcclusionOptions(layer="relu1", window=6, stride=4, size=0)
+    job = OcclusionJob(_brightness_net(), {"network": "test"}, path, options, tmp_path / "out.png")
+    result = job.run()
+    assert job.positions == result.activation.numel() == 5 * 7
+    assert (tmp_path / "out.png").exists()

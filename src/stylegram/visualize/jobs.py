@@ -23,7 +23,7 @@ from stylegram.visualize import figures
 from stylegram.visualize.evolution import Evolution, evolution
 from stylegram.visualize.layers import Network, channels_of, check_fits, device_of, upto
 from stylegram.visualize.network import class_names
-from stylegram.visualize.occlusion import OcclusionResult, occlusion
+from stylegram.visualize.occlusion import OcclusionResult, occlusion, positions
 from stylegram.visualize.options import EvolutionOptions, OcclusionOptions, ProjectOptions, TopOptions
 from stylegram.visualize.project import Projection, project
 from stylegram.visualize.top import ImageFolder, TopResult, top_activations
@@ -134,7 +134,7 @@ class OcclusionJob:
     def positions(self) -> int:
         h, w = self.image.shape[-2:]
         o = self.options
-        return ((h - o.window) // o.stride + 1) * ((w - o.window) // o.stride + 1)
+        return len(positions(h, o.window, o.stride)) * len(positions(w, o.window, o.stride))
 
     def run(self, on_step: OnStep | None = None) -> OcclusionResult:
         o = self.options

@@ -1,6 +1,6 @@
 """A small labelled data set the project draws itself, to train ZFNet on where no ImageNet is at hand.
 
-Four classes of RGB images, each on a textured random background: ``disc``, ``square``, ``triangle`` and
+Four classes of RGB images, each on a softly textured random background: ``disc``, ``square``, ``triangle`` and
 ``stripes``, with random colours, sizes, positions and (for stripes) orientations. Written as PNG files in one
 subfolder per class, the layout ``stylegram zfnet train --data`` reads.
 """
@@ -22,8 +22,10 @@ CLASSES = ("disc", "square", "triangle", "stripes")
 
 def draw_shape(kind: str, size: int, rng: np.random.Generator) -> Image.Image:
     """One ``size``² image of class ``kind``."""
-    noise = rng.integers(0, 256, (max(2, size // 8), max(2, size // 8), 3), dtype=np.uint8)
-    img = Image.fromarray(noise).resize((size, size), Image.Resampling.BICUBIC)
+    # A soft textured background: low-contrast colour noise around a random base colour.
+    base = rng.uniform(40, 215, 3)
+    noise = rng.uniform(-1, 1, (max(2, size // 8), max(2, size // 8), 3)) * 45 + base
+    img = Image.fromarray(np.clip(noise, 0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC)
     draw = ImageDraw.Draw(img)
     colour = tuple(int(c) for c in rng.integers(0, 256, 3))
     r = rng.uniform(0.2, 0.4) * size
