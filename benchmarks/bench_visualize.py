@@ -75,7 +75,7 @@ class Flat(nn.Module):
 
 
 def best_time(fn: Callable[[], Any], repeats: int) -> float:
-    times = []
+    times = [float("inf")]
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
@@ -122,7 +122,9 @@ def compare_occlusion(vgg: VGG, photo: Image.Image, spec: str, batches: list[int
     image = images.to_tensor(images.resize_longest(photo, size))
     layer = "relu5_3"
     adapter = captum_adapter(vgg, layer)
+    t = time.perf_counter()
     first = occlusion(vgg, image, layer, window, stride, 0.5, batch_size=batches[-1])
+    timed_ours = {batches[-1]: time.perf_counter() - t}  # the comparison run counts as the largest batch's repeat
     c = first.channel
 
     def total(x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +138,9 @@ def compare_occlusion(vgg: VGG, photo: Image.Image, spec: str, batches: list[int
 
     h, w = image.shape[-2:]
     ours_pixels = first.to_pixels(first.unoccluded - first.activation, h, w)
+    t = time.perf_counter()
     captum_pixels = theirs(batches[-1])[0, 0]
+    timed_theirs = {batches[-1]: time.perf_counter() - t}
     covered = torch.isfinite(ours_pixels)
     scale = float(ours_pixels[covered].abs().max())
     diff = float((ours_pixels[covered] - captum_pixels[covered]).abs().max()) / scale
@@ -146,9 +150,10 @@ def compare_occlusion(vgg: VGG, photo: Image.Image, spec: str, batches: list[int
     print("|---|---|---|")
     best_ours, best_theirs = float("inf"), float("inf")
     for b in batches:
-        t_ours = best_time(lambda b=b: occlusion(vgg, image, layer, window, stride, 0.5, channel=c, batch_size=b),
-                           repeats)
-        t_theirs = best_time(lambda b=b: theirs(b), repeats)
+        more = repeats - (b in timed_ours)
+        t_ours = min(timed_ours.get(b, float("inf")), best_time(
+            lambda b=b: occlusion(vgg, image, layer, window, stride, 0.5, channel=c, batch_size=b), more))
+        t_theirs = min(timed_theirs.get(b, float("inf")), best_time(lambda b=b: theirs(b), more))
         best_ours, best_theirs = min(best_ours, t_ours), min(best_theirs, t_theirs)
         print(f"| {b} | {t_ours:.2f} | {t_theirs:.2f} |")
     print(f"captum's best / stylegram's best: **{best_theirs / best_ours:.2f}×**")
