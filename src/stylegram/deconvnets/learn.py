@@ -91,14 +91,25 @@ def learn(pictures: Sequence[Tensor | Image.Image], layers: Sequence[LayerSpec] 
     the non-zero fraction of the maps; ``on_step`` returning True stops after that epoch, with the filters so
     far (``record["stopped"]``). ``resume`` is a state from :func:`load_checkpoint`.
     """
+    lo = options or LearnOptions()
+    y = training_batch(pictures, lo.size, lo.contrast)
+    return learn_from(y, layers, lo, inference, on_step=on_step, device=device, checkpointing=checkpointing,
+                      resume=resume, inputs=inputs)
+
+
+def learn_from(signal: Tensor, layers: Sequence[LayerSpec] = PAPER_LAYERS, options: LearnOptions | None = None,
+               inference: InferenceOptions | None = None, *, on_step: OnStep | None = None,
+               device: torch.device | str = "cpu", checkpointing: Checkpointing | None = None,
+               resume: dict[str, Any] | None = None, inputs: Sequence[str] = ()) -> DeconvNet:
+    """:func:`learn` on signals already preprocessed: (N, 1, H, W), e.g. with one's own normalisation
+    (``options.size`` and ``options.contrast`` are then only recorded)."""
     lo, io_ = options or LearnOptions(), inference or InferenceOptions()
     dev = torch.device(device)
-    y = training_batch(pictures, lo.size, lo.contrast).to(dev)
     ident = state_identity(layers, lo, io_, inputs)
     trainer = _Trainer(list(layers), lo, io_, ident, dev, on_step, checkpointing)
-    done, stopped, terms = trainer.run(y, resume)
+    done, stopped, terms = trainer.run(signal.to(dev), resume)
     record = {"layers_learned": len(done), "epochs": lo.iterations, "stopped": stopped,
-              "seconds": round(trainer.elapsed, 2), "objective": terms, "images": len(pictures),
+              "seconds": round(trainer.elapsed, 2), "objective": terms, "images": int(signal.shape[0]),
               "learn": lo.to_dict(), "inputs": list(inputs)}
     return DeconvNet(tuple(done), io_, lo.contrast, record)
 
