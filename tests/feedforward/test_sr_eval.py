@@ -257,3 +257,20 @@ def test_bad_inputs_of_eval_sr_and_sr_data_exit_2_with_one_line(scored: Path, tm
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+# --------------------------------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize(("warmup", "step"), [(0, 1e-3), (10, 1e-4)])
+def test_warmup_scales_the_first_steps_of_adam(tmp_path: Path, warmup: int, step: float) -> None:
+    """Adam's first step moves every weight with a gradient by about lr; the zero-initialised last layer shows it."""
+    from stylegram.feedforward.superres import SuperResOptions, train_superres
+
+    _save(tmp_path / "photos" / "a.png", _rgb(32, 32, 11))
+    o = SuperResOptions(data=str(tmp_path / "photos"), output=str(tmp_path / "m.safetensors"), iterations=1,
+                        batch_size=1, image_size=16, scale=2, blocks=1, width=0.25, workers=0, previews=0,
+                        loss="pixel", lr=1e-3, warmup=warmup)
+    net = train_superres(o, device="cpu").net
+    moved = net.out[1].weight.detach().abs()  # type: ignore[index]
+    assert float(moved.max()) == pytest.approx(step, rel=1e-3)

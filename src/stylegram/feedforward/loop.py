@@ -56,6 +56,7 @@ class LoopOptions(Options):
     batch_size: int = option(4, "photos per iteration (per process when distributed)", min=1, max=4096)
     image_size: int = option(256, "side of the square random crops, in pixels", min=16, max=8192)
     lr: float = option(1e-3, "Adam learning rate", above=0)
+    warmup: int = option(0, "iterations over which the learning rate rises linearly from 0 to --lr (0: none)", min=0)
     workers: int = option(2, "processes that decode photos while the network trains (0: decode in the main one)",
                           min=0, max=256)
     checkpoint_every: int = option(1000, "write a checkpoint, the log and a preview every N iterations", min=1)
@@ -145,6 +146,9 @@ def fit(task: Task, options: LoopOptions, on_step: OnStep | None, vgg: VGG | Non
                                                                                   dev), strict=True):
         data.bad.update(bad)
         x, target = task.pairs(cpu_x.to(dev, non_blocking=True))
+        if options.warmup:
+            for group in opt.param_groups:
+                group["lr"] = options.lr * min(1.0, it / options.warmup)  # from the iteration alone: resumable
         opt.zero_grad(set_to_none=True)
         y = model(x)
         loss_terms = task.loss(vgg, y, x, target)
