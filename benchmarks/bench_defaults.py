@@ -6,11 +6,11 @@ neural-style-pt (ProGamerGov's PyTorch port of neural-style) is not a dependency
 ``--peer``. It imports ``torchvision.transforms`` for six small things (Compose, Resize, ToTensor, Lambda,
 Normalize, ToPILImage); torchvision does not import beside this torch, so the script writes a stand-in for them
 into its output folder and puts it first on the peer's PYTHONPATH. Both programs get the offline Caffe VGG16
-(``vgg16-caffe``): the peer as a torchvision-layout ``.pth`` written here (its loader needs "vgg16" in the file
-name and ``-disable_check`` for a file without the classifier), in the same BGR 0–255 mean-subtracted input
-space. Each runs as its own process on the same machine, one after the other, at its own defaults (the peer's:
-content weight 5, style weight 100, TV 1e-3, max pooling, random start, 1000 L-BFGS iterations; only
-``-gpu c`` and the model file are given), and the wall time of the whole process is measured.
+(``vgg16-caffe``): the peer as a torchvision-layout ``.pth`` written into the checkout's ``models/`` (its loader
+needs "vgg"/"16" in the path, and ``-disable_check`` for a file without the classifier), in the same BGR 0–255
+mean-subtracted input space. Each runs as its own process on the same machine, one after the other, at its own
+defaults (the peer's: content weight 5, style weight 100, TV 1e-3, max pooling, random start, 1000 L-BFGS
+iterations; only ``-gpu c`` and the model file are given), and the wall time of the whole process is measured.
 
 The one evaluator scores every output at its own size against the content and style resized as stylegram
 does: the paper's style loss with equal layer weights (Σ_l ⅕ E_l over relu1_1 … relu5_1), the content loss at
@@ -104,8 +104,11 @@ _CONV_INDEX = dict(zip(
      "conv5_1", "conv5_2", "conv5_3"), (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28), strict=True))
 
 
-def peer_model(vgg: VGG, out: Path) -> Path:
-    path = out / "vgg16-stylegram-caffe.pth"
+def peer_model(vgg: VGG, peer: Path) -> Path:
+    """The weights as the peer loads them, in its own ``models/`` folder, named by a relative path: its loader
+    picks the architecture by looking for "19" or "16" anywhere in the path it is given."""
+    path = peer / "models" / "vgg16-stylegram-caffe.pth"
+    path.parent.mkdir(exist_ok=True)
     if not path.exists():
         state = {}
         for name, conv in vgg.convs.items():  # type: ignore[union-attr]
@@ -120,7 +123,7 @@ def run_peer(peer: Path, content: Path, style: Path, output: Path, model: Path, 
              iterations: int) -> float:
     env = {**os.environ, "PYTHONPATH": f"{shim}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     cmd = [sys.executable, "neural_style.py", "-content_image", str(content), "-style_image", str(style),
-           "-output_image", str(output), "-model_file", str(model), "-gpu", "c", "-disable_check",
+           "-output_image", str(output), "-model_file", str(model.relative_to(peer)), "-gpu", "c", "-disable_check",
            "-image_size", str(size), "-num_iterations", str(iterations), "-print_iter", "0", "-save_iter", "0"]
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=peer, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -174,7 +177,7 @@ def main() -> None:
     (out / "shim" / "torchvision" / "__init__.py").write_text("")
     (out / "shim" / "torchvision" / "transforms.py").write_text(SHIM)
     evaluator, _ = load_vgg("vgg16-caffe", pooling="avg")
-    model = peer_model(evaluator, out)
+    model = peer_model(evaluator, args.peer.resolve())
     root = args.shared / "images"
     times_file = out / "peer_times.json"
     peer_times: dict[str, float] = json.loads(times_file.read_text()) if times_file.exists() else {}
