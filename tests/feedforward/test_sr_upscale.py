@@ -106,3 +106,24 @@ def test_each_shipped_model_loads_with_its_training_record() -> None:
         model = load_model(path)
         assert model.info.task == "superres" and model.info.iterations > 0, name
         assert path.stat().st_size <= 2_000_000 and model.info.extra["options"]["data"], name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shipped.DEFAULT_SUPERRES not in shipped.shipped_models(), reason="this build ships no model")
+def test_the_shipped_model_beats_bicubic_on_a_held_out_photo(tmp_path: Path) -> None:
+    from stylegram.feedforward.evaluate import EvalJob, EvalOptions
+    from stylegram.feedforward.photos import HELD_OUT
+
+    coffee = HELD_OUT[0].load()
+    assert coffee is not None
+    (tmp_path / "photo").mkdir()
+    coffee.save(tmp_path / "photo" / "coffee.png")
+    untrained = tmp_path / "untrained.safetensors"  # an untrained network is PyTorch's (sharper) bicubic
+    info = load_model(shipped.shipped_models()[shipped.DEFAULT_SUPERRES]).info
+    save_model(SuperResNet(info.scale, info.width, info.blocks), untrained,
+               ModelInfo(width=info.width, architecture=info.architecture, scale=info.scale, blocks=info.blocks))
+    job = EvalJob([shipped.shipped_models()[shipped.DEFAULT_SUPERRES], untrained],
+                  tmp_path / "photo", EvalOptions(features=False), device="cpu")
+    mean = job.run().mean
+    for rival in ("bicubic", "untrained"):
+        assert mean["sr4"].psnr_y > mean[rival].psnr_y + 0.1 and mean["sr4"].ssim_y > mean[rival].ssim_y, rival
