@@ -64,7 +64,8 @@ def main() -> None:
             run("upscale", str(work / "lr.png"), "-o", str(out), "--model", model, "--quiet")
             sr = Image.open(out).convert("RGB")
             loss = read_model_file(resolve_model(model))[1].extra.get("loss", "?")
-            name = f"stylegram {Path(model).stem} (l_{ {'feature': 'feat'}.get(loss, loss)})"
+            short = {"feature": "feat"}.get(loss, loss)  # the paper's names: l_pixel, l_feat
+            name = f"stylegram {Path(model).stem} (l_{short})"
             panels.append((label(name, sr, hr), sr))
         panels.append(("original", hr))
     shown = [im.crop(box).resize((2 * size, 2 * size), Image.Resampling.NEAREST) for _, im in panels]
