@@ -97,4 +97,5 @@ def test_the_preset_flag_sets_the_base_and_other_flags_apply_on_top() -> None:
     assert (o.style_strength, o.tv) == (0.7, 0.2)
     ns = build_parser().parse_args(["demo", "--preset", "paper"])
     o = options_from(ns, _base(ns, DEMO_DEFAULTS))
-    assert (o.objective, o.init, o.size, o.iterations) == ("paper", "noise", DEMO_DEFAULTS.size, DEMO_DEFAULTS.iterations)
+    expected = ("paper", "noise", DEMO_DEFAULTS.size, DEMO_DEFAULTS.iterations)
+    assert (o.objective, o.init, o.size, o.iterations) == expected
