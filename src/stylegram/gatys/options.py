@@ -23,8 +23,9 @@ PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 # β on the relative objective runs from 10^LO at style strength 0 to 10^HI at strength 1 (log-linear, so that
-# equal steps of strength are equal ratios of β). Chosen by benchmarks/sweep_defaults.py: see the README.
-RELATIVE_LOG_BETA = (-1.0, 2.4)  # strength 0.5: β = 5
+# equal steps of strength are equal ratios of β). Provisional, chosen by eye (on the demo β = 5 read as a light
+# touch and 24 as a painting); benchmarks/bench_defaults.py and sweep_defaults.py are to settle it.
+RELATIVE_LOG_BETA = (-0.32, 3.08)  # strength 0.3: β = 5, 0.5: 24, 0.7: 115
 RELATIVE_TV_WEIGHT = 0.1  # relative to the photo's own total variation
 PAPER_STYLE_WEIGHT = 1e3  # α/β = 1e-3, the ratio of the paper's Figure 2
 
