@@ -120,6 +120,18 @@ def _panel_progress(ns: argparse.Namespace, labels: list[str], stop: StopOnInter
     return progress, step
 
 
+def _run(ns: argparse.Namespace, job: Any, labels: list[str]) -> Any:
+    """Run a figure job with a progress display over its panels; Ctrl-C stops after the current evaluation."""
+    with StopOnInterrupt() as stopper:
+        progress, step = _panel_progress(ns, labels, stopper)
+        try:
+            result = job.run(on_step=step)
+            progress.update(max(0, result.panels - progress.n))
+        finally:
+            progress.close()
+    return result
+
+
 def cmd_reconstruct(ns: argparse.Namespace) -> int:
     from stylegram.gatys.paper_figures import ReconstructJob
 
@@ -127,13 +139,7 @@ def cmd_reconstruct(ns: argparse.Namespace) -> int:
     say(ns, f"loading {options.model} weights …")
     job = ReconstructJob(ns.kind, ns.image, ns.output, options, layers=ns.layers,
                          depths=getattr(ns, "depths", None), figure=ns.figure, device=ns.device)
-    with StopOnInterrupt() as stopper:
-        progress, step = _panel_progress(ns, job.labels, stopper)
-        try:
-            result = job.run(on_step=step)
-            progress.update(max(0, result.panels - progress.n))
-        finally:
-            progress.close()
+    result = _run(ns, job, job.labels)
     if result.stopped:
         say(ns, f"interrupted; kept {result.panels} finished panels and the figure {result.figure}", force=True)
         return EXIT_INTERRUPTED
@@ -148,13 +154,7 @@ def cmd_grid(ns: argparse.Namespace) -> int:
     say(ns, f"loading {options.model} weights …")
     job = GridJob(ns.content, ns.output, options, ratios=ns.ratios, style=ns.style, styles=ns.styles,
                   style_depths=ns.style_depths, device=ns.device)
-    with StopOnInterrupt() as stopper:
-        progress, step = _panel_progress(ns, job.cell_labels, stopper)
-        try:
-            result = job.run(on_step=step)
-            progress.update(max(0, result.panels - progress.n))
-        finally:
-            progress.close()
+    result = _run(ns, job, job.cell_labels)
     if result.stopped:
         say(ns, f"interrupted; wrote the {result.panels} finished panels to {result.figure}", force=True)
         return EXIT_INTERRUPTED

@@ -10,7 +10,6 @@ from, the layer's input), so a resumed run ends with exactly the filters of an u
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -24,7 +23,6 @@ from PIL import Image
 from torch import Tensor
 
 from stylegram.core import images
-from stylegram.core.atomic import atomic_write_bytes
 from stylegram.core.errors import UsageError
 from stylegram.core.events import OnStep, StepEvent
 from stylegram.deconvnets.contrast import preprocess
@@ -33,7 +31,8 @@ from stylegram.deconvnets.inference import infer, summed_terms
 from stylegram.deconvnets.layer import Layer, initial_layer
 from stylegram.deconvnets.model import DeconvNet
 from stylegram.deconvnets.options import PAPER_LAYERS, InferenceOptions, LayerSpec, LearnOptions
-from stylegram.optim.checkpoint import CheckpointError, check, identity
+from stylegram.optim import checkpoint
+from stylegram.optim.checkpoint import identity
 
 FORMAT = "stylegram-deconvnet-checkpoint-1"
 
@@ -67,17 +66,7 @@ def state_identity(layers: Sequence[LayerSpec], learn: LearnOptions, inference: 
 
 def load_checkpoint(path: str | os.PathLike[str], expected: str) -> dict[str, Any]:
     """A learning checkpoint made with the same options and images; CheckpointError otherwise."""
-    file = Path(path)
-    if not file.is_file():
-        raise CheckpointError(f"checkpoint not found: {file}")
-    try:
-        state = torch.load(file, weights_only=True, map_location="cpu")
-    except Exception as exc:  # truncated zip, refused pickle, …
-        raise CheckpointError(f"{file}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{file}: not a stylegram deconvnet learning checkpoint")
-    check(state, json.loads(expected), str(file))
-    return state
+    return checkpoint.load(path, json.loads(expected), fmt=FORMAT, what="deconvnet learning")
 
 
 def learn(pictures: Sequence[Tensor | Image.Image], layers: Sequence[LayerSpec] = PAPER_LAYERS,
@@ -173,13 +162,11 @@ class _Trainer:
 
     def _save(self, path: Path, index: int, epoch: int, layer: Layer, maps: Tensor, y: Tensor, done: list[Layer],
               terms: list[dict[str, float]], gen: torch.Generator, t0: float) -> None:
-        state = {"format": FORMAT, "options": self.ident, "layer": index, "epoch": epoch,
+        state = {"options": self.ident, "layer": index, "epoch": epoch,
                  "current": _layer_state(layer), "done": [_layer_state(d) for d in done], "terms": terms,
                  "maps": maps.cpu(), "input": y.cpu(), "generator": gen.get_state(),
                  "seconds": self.elapsed + time.perf_counter() - t0}
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write_bytes(path, buffer.getvalue())
+        checkpoint.save(path, state, fmt=FORMAT)
 
 
 def _layer_state(layer: Layer) -> dict[str, Tensor]:

@@ -37,14 +37,17 @@ class Checkpointing:
     stage: int = 0
 
 
-def save(path: Path, state: dict[str, Any]) -> None:
+def save(path: Path, state: dict[str, Any], fmt: str = FORMAT) -> None:
+    """Write ``state`` (tensors and plain containers) atomically, tagged with its format ``fmt``."""
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT, **state}, buffer)
+    torch.save({"format": fmt, **state}, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load(path: str | os.PathLike[str], options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The saved state; with ``options`` (a to_dict() of GatysOptions), refuses a file made with other ones."""
+def load(path: str | os.PathLike[str], options: dict[str, Any] | None = None, *, fmt: str = FORMAT,
+         what: str = "optimisation") -> dict[str, Any]:
+    """The saved state of format ``fmt``; with ``options`` (a to_dict() of the run's options), refuses a file made
+    with other ones. ``what`` names the kind of checkpoint in messages."""
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint not found: {file}")
@@ -52,8 +55,8 @@ def load(path: str | os.PathLike[str], options: dict[str, Any] | None = None) ->
         state = torch.load(file, weights_only=True, map_location="cpu")
     except Exception as exc:  # truncated zip, refused pickle, …
         raise CheckpointError(f"{file}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{file}: not a stylegram optimisation checkpoint")
+    if not isinstance(state, dict) or state.get("format") != fmt:
+        raise CheckpointError(f"{file}: not a stylegram {what} checkpoint")
     if options is not None:
         check(state, options, str(file))
     return state
