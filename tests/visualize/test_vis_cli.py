@@ -77,7 +77,14 @@ def test_zfnet_shapes_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[st
     code, err = _run(capsys, "zfnet", "train", "--data", tmp_path / "data", "-o", tmp_path / "run", "--epochs", "2",
                      "--batch-size", "6", "--size", "48", "--width", "0.1", "--hidden", "8", "--quiet")
     assert code == 0, err
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["epoch_001.safetensors", "epoch_002.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["epoch_001.safetensors", "epoch_002.safetensors",
+                                                                   "train_state.ckpt"]
+    train = ["zfnet", "train", "--data", tmp_path / "data", "-o", tmp_path / "run", "--batch-size", "6", "--size",
+             "48", "--width", "0.1", "--hidden", "8"]
+    code, err = _run(capsys, *train, "--epochs", "3", "--resume")
+    assert code == 0 and "resuming after epoch 2" in err and (tmp_path / "run" / "epoch_003.safetensors").is_file()
+    code, err = _run(capsys, *train, "--epochs", "3", "--resume", "--quiet")
+    assert code == 2 and "already trained 3 epochs" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(("args", "message"), [

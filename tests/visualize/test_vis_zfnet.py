@@ -83,6 +83,23 @@ def test_a_few_epochs_on_drawn_shapes(tmp_path: Path, one_thread: None) -> None:
     again = ZFTrainJob(tmp_path / "data", tmp_path / "run2", options).run()
     assert again.losses == first.losses  # same seed, same data: the same run
 
+    # Stopped after one epoch and resumed to three: the same weights and history as the run never stopped.
+    ZFTrainJob(tmp_path / "data", tmp_path / "run3", options.replace(epochs=1)).run()
+    with pytest.raises(ValueError, match="other options"):
+        ZFTrainJob(tmp_path / "data", tmp_path / "run3", options.replace(lr=0.02), resume=True)
+    resumed_job = ZFTrainJob(tmp_path / "data", tmp_path / "run3", options, resume=True)
+    assert resumed_job.first_epoch == 2
+    resumed = resumed_job.run()
+    assert resumed.losses == first.losses and resumed.accuracy == first.accuracy
+    assert [p.name for p in resumed.checkpoints] == ["epoch_002.safetensors", "epoch_003.safetensors"]
+    done, _ = load_zfnet(resumed.checkpoints[-1])
+    for name, value in net.state_dict().items():
+        assert torch.equal(done.state_dict()[name], value), name
+    with pytest.raises(ValueError, match="already trained 3 epochs"):
+        ZFTrainJob(tmp_path / "data", tmp_path / "run3", options, resume=True)
+    with pytest.raises(ValueError, match="checkpoint not found"):
+        ZFTrainJob(tmp_path / "data", tmp_path / "run4", options, resume=True)
+
 
 def test_training_refuses_bad_folders(tmp_path: Path) -> None:
     (tmp_path / "only").mkdir()

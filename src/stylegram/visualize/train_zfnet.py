@@ -7,6 +7,12 @@ rate schedule (the paper lowers it by hand on a plateau); He initialisation (see
 ``width`` scales the filter counts and ``hidden`` the fully connected layers, so that a small data set trains
 on a CPU. Checkpoints ``epoch_NNN.safetensors`` (see :mod:`.zfnet_files`) are what ``stylegram visualize
 evolution`` reads. Runs are repeatable: same seed, same data, same machine, same weights.
+
+After every epoch the whole training state (weights, momentum, random state, the per-epoch history) is written
+to ``train_state.ckpt`` beside the checkpoints, through the one checkpoint mechanism (:mod:`stylegram.optim.
+checkpoint`). ``resume=True`` goes on from it: from the last completed epoch (an interrupted epoch is run again
+from its start), to the same weights on the same machine as a run that was never stopped. ``epochs`` and
+``checkpoint_every`` may change on resume (to train longer); the other options and the data may not.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +35,12 @@ from stylegram.core.events import OnStep, StepEvent
 from stylegram.core.options import Options, option
 from stylegram.core.record import new_record
 from stylegram.nets.zfnet import RMS_RADIUS, ZFNET, ZFNet, scaled
+from stylegram.optim import checkpoint
 from stylegram.visualize.top import EXTENSIONS
 from stylegram.visualize.zfnet_files import save_zfnet
+
+STATE_FILE = "train_state.ckpt"
+STATE_FORMAT = "stylegram-zfnet-train-1"
 
 
 @dataclass(frozen=True)
@@ -91,10 +102,11 @@ class TrainResult:
 
 
 class ZFTrainJob:
-    """Checks the data, the output folder and the options, then :meth:`run` trains and writes checkpoints."""
+    """Checks the data, the output folder and the options (and with ``resume`` the saved state), then
+    :meth:`run` trains and writes checkpoints."""
 
     def __init__(self, data: str | os.PathLike[str], output: str | os.PathLike[str], options: ZFTrainOptions,
-                 device: torch.device | str = "cpu") -> None:
+                 device: torch.device | str = "cpu", *, resume: bool = False) -> None:
         self.data = ClassFolder(data)
         self.output = Path(output)
         if self.output.exists() and not self.output.is_dir():
@@ -106,6 +118,28 @@ class ZFTrainJob:
                          hidden=(options.hidden, options.hidden), dropout=options.dropout).to(self.device)
         self.steps_per_epoch = -(-len(self.data.items) // options.batch_size)
         self.total = self.steps_per_epoch * options.epochs
+        self.state_path = self.output / STATE_FILE
+        self.resumed: dict[str, Any] | None = None
+        if resume:
+            self.resumed = checkpoint.load(self.state_path, self._identity(), fmt=STATE_FORMAT,
+                                           what="ZFNet training")
+            if int(self.resumed["epoch"]) >= options.epochs:
+                raise UsageError(f"{self.state_path} has already trained {int(self.resumed['epoch'])} epochs; "
+                                 f"give --epochs above that to train longer")
+        self.first_epoch = 1 + (int(self.resumed["epoch"]) if self.resumed else 0)
+
+    def _identity(self) -> dict[str, Any]:
+        """What a resumed run must share with the saved one: the options (but the epoch counts) and the data."""
+        kept = {k: v for k, v in self.options.to_dict().items() if k not in ("epochs", "checkpoint_every")}
+        return {**kept, "classes": list(self.data.classes), "images": len(self.data.items)}
+
+    def _save_state(self, net: ZFNet, opt: torch.optim.Optimizer, epoch: int, step: int, losses: list[float],
+                    accuracy: list[float], seconds: float) -> None:
+        checkpoint.save(self.state_path, {
+            "options": checkpoint.identity(self._identity()), "epoch": epoch, "step": step,
+            "net": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+            "optimizer": opt.state_dict(), "rng": torch.get_rng_state(), "losses": list(losses),
+            "accuracy": list(accuracy), "seconds": seconds}, fmt=STATE_FORMAT)
 
     def run(self, on_step: OnStep | None = None) -> TrainResult:
         o, net, start = self.options, self.net, time.perf_counter()
@@ -116,8 +150,15 @@ class ZFTrainJob:
         saved: list[Path] = []
         losses: list[float] = []
         accuracy: list[float] = []
-        step, stopped = 0, False
-        for epoch in range(1, o.epochs + 1):
+        step, stopped, before = 0, False, 0.0
+        if self.resumed is not None:
+            net.load_state_dict(self.resumed["net"])
+            opt.load_state_dict(self.resumed["optimizer"])
+            torch.set_rng_state(self.resumed["rng"])
+            losses, accuracy = list(self.resumed["losses"]), list(self.resumed["accuracy"])
+            step, before = int(self.resumed["step"]), float(self.resumed["seconds"])
+            start -= before
+        for epoch in range(self.first_epoch, o.epochs + 1):
             g = torch.Generator().manual_seed(o.seed * 100003 + epoch)
             order = torch.randperm(len(self.data.items), generator=g).tolist()
             total_loss, correct = 0.0, 0
@@ -142,13 +183,19 @@ class ZFTrainJob:
                 if on_step is not None and on_step(event):
                     stopped = True
                     break
-            losses.append(total_loss / len(order))
-            accuracy.append(correct / len(order))
+            if stopped:  # the partial epoch's weights are kept as a checkpoint; the state stays at the last whole one
+                losses.append(total_loss / max(1, first + len(ids)))
+                accuracy.append(correct / max(1, first + len(ids)))
+            else:
+                losses.append(total_loss / len(order))
+                accuracy.append(correct / len(order))
             if stopped or epoch % o.checkpoint_every == 0 or epoch == o.epochs:
                 net.eval()
                 record.update(epoch=epoch, loss=losses[-1], accuracy=accuracy[-1])
                 saved.append(save_zfnet(net, self.output / f"epoch_{epoch:03d}.safetensors",
                                         tuple(self.data.classes), epoch, dict(record)))
+            if not stopped:
+                self._save_state(net, opt, epoch, step, losses, accuracy, time.perf_counter() - start)
             if stopped:
                 break
         net.eval()
