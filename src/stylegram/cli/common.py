@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO, TypeVar
 
 from stylegram.core.errors import OptionsError, UsageError
+from stylegram.core.events import OnStep, StepEvent
 from stylegram.core.options import OptionField, Options, describe
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -176,3 +177,30 @@ class StopOnInterrupt:
 
     def __exit__(self, *exc: object) -> None:
         signal.signal(signal.SIGINT, self._previous)
+
+
+ResultT = TypeVar("ResultT")
+
+
+def run_with_progress(run: Callable[[OnStep], ResultT], progress: Progress, *, stage_label: str = "stage",
+                      by_iteration: bool = False) -> ResultT:
+    """``run(on_step)`` with ``progress`` advanced at every event and showing its losses (and, when the run
+    has several stages, ``stage_label`` = "k/n"); the first Ctrl-C stops the run after the current step, and
+    the display is closed however the run ends.
+
+    ``by_iteration`` advances by the events' ``iteration`` counts (per stage) instead of one per event, for runs
+    whose events come at intervals."""
+    seen: dict[int, int] = {}
+    with StopOnInterrupt() as stop:
+
+        def step(event: StepEvent) -> bool:
+            n = event.iteration - seen.get(event.stage, 0) if by_iteration else 1
+            seen[event.stage] = event.iteration
+            stage = {stage_label: f"{event.stage + 1}/{event.stages}"} if event.stages > 1 else {}
+            progress.update(n, **stage, **event.losses)
+            return stop.requested
+
+        try:
+            return run(step)
+        finally:
+            progress.close()

@@ -10,13 +10,12 @@ from stylegram.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     Progress,
-    StopOnInterrupt,
     add_option_flags,
     options_from,
+    run_with_progress,
     say,
     split_list,
 )
-from stylegram.core.events import StepEvent
 from stylegram.deconvnets.options import PAPER_LAYERS, InferenceOptions, LearnOptions
 
 
@@ -78,17 +77,8 @@ def cmd_learn(ns: argparse.Namespace) -> int:
                    options_from(ns, InferenceOptions()), device=ns.device, checkpoint=ns.checkpoint,
                    checkpoint_every=ns.checkpoint_every, resume=ns.resume)
     say(ns, f"learning {len(specs)} layer(s) on {len(job.files)} image(s) on {job.device} …")
-    progress = Progress(job.total, initial=job.done, unit="epoch", quiet=ns.quiet)
-
-    def step(event: StepEvent, stop: StopOnInterrupt) -> bool:
-        progress.update(1, layer=f"{event.stage + 1}/{event.stages}", **event.losses)
-        return stop.requested
-
-    with StopOnInterrupt() as stopper:
-        try:
-            model = job.run(on_step=lambda e: step(e, stopper))
-        finally:
-            progress.close()
+    model = run_with_progress(job.run, Progress(job.total, initial=job.done, unit="epoch", quiet=ns.quiet),
+                              stage_label="layer")
     seconds = model.record.get("seconds", 0.0)
     if model.record.get("stopped"):
         say(ns, f"interrupted; wrote the filters so far to {job.output} ({seconds:.1f} s)", force=True)
@@ -102,17 +92,8 @@ def cmd_encode(ns: argparse.Namespace) -> int:
 
     overrides = {f: getattr(ns, f) for f in InferenceOptions.__dataclass_fields__ if getattr(ns, f) is not None}
     job = EncodeJob(ns.model, ns.image, ns.output, size=ns.size, device=ns.device, inference=overrides)
-    progress = Progress(job.total, unit="step", quiet=ns.quiet or ns.json)
-
-    def step(event: StepEvent, stop: StopOnInterrupt) -> bool:
-        progress.update(1, layer=f"{event.stage + 1}/{event.stages}", **event.losses)
-        return stop.requested
-
-    with StopOnInterrupt() as stopper:
-        try:
-            summary = job.run(on_step=lambda e: step(e, stopper))
-        finally:
-            progress.close()
+    summary = run_with_progress(job.run, Progress(job.total, unit="step", quiet=ns.quiet or ns.json),
+                                stage_label="layer")
     if ns.json:
         print(json.dumps(summary, indent=2))
     say(ns, f"wrote {len(summary['files'])} files to {job.output}", force=not ns.json)

@@ -10,12 +10,11 @@ from stylegram.cli.common import (
     EXIT_OK,
     EXIT_UNEXPECTED,
     Progress,
-    StopOnInterrupt,
     add_option_flags,
     options_from,
+    run_with_progress,
     say,
 )
-from stylegram.core.events import StepEvent
 from stylegram.gatys.options import PRESETS, GatysOptions
 
 # Small enough to finish in a few minutes on a laptop CPU; every default can be overridden.
@@ -96,18 +95,7 @@ def _run(ns: argparse.Namespace, options: GatysOptions, content: Any, styles: li
     for note in job.notes:
         say(ns, note)
     # One bar over every stage of a coarse-to-fine run; a resumed run starts where its checkpoint left off.
-    progress = Progress(job.total, initial=job.done, quiet=ns.quiet)
-
-    def step(event: StepEvent, stop: StopOnInterrupt) -> bool:
-        stage = {"stage": f"{event.stage + 1}/{event.stages}"} if event.stages > 1 else {}
-        progress.update(1, **stage, **event.losses)
-        return stop.requested
-
-    with StopOnInterrupt() as stopper:
-        try:
-            result = job.run(on_step=lambda e: step(e, stopper))
-        finally:
-            progress.close()
+    result = run_with_progress(job.run, Progress(job.total, initial=job.done, quiet=ns.quiet))
     out = job.output
     h, w = result.image.shape[-2:]
     if result.diverged:

@@ -10,12 +10,11 @@ from stylegram.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     Progress,
-    StopOnInterrupt,
     add_option_flags,
     options_from,
+    run_with_progress,
     say,
 )
-from stylegram.core.events import StepEvent
 from stylegram.visualize.options import EvolutionOptions, OcclusionOptions, ProjectOptions, TopOptions
 from stylegram.visualize.train_zfnet import ZFTrainOptions
 
@@ -76,6 +75,8 @@ def _register_zfnet(sub: argparse._SubParsersAction[Any]) -> None:
     t.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the checkpoints")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--resume", action="store_true", help="go on from DIR/train_state.ckpt (written after every "
+                   "epoch) with the same options and data; --epochs may be raised to train longer")
     add_option_flags(t, ZFTrainOptions)
     t.set_defaults(func=cmd_train)
     s = kinds.add_parser("shapes", help="draw a small labelled data set (discs, squares, triangles, stripes)")
@@ -93,19 +94,8 @@ def _network(ns: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 
 def _progress_run(ns: argparse.Namespace, total: int, unit: str, run: Any) -> Any:
-    progress = Progress(total, unit=unit, quiet=ns.quiet)
-    done: dict[int, int] = {}  # events count per stage (one per checkpoint in evolution)
-    with StopOnInterrupt() as stop:
-
-        def step(event: StepEvent) -> bool:
-            progress.update(event.iteration - done.get(event.stage, 0), **event.losses)
-            done[event.stage] = event.iteration
-            return stop.requested
-
-        try:
-            return run(step)
-        finally:
-            progress.close()
+    # Events count per stage (one stage per checkpoint in evolution).
+    return run_with_progress(run, Progress(total, unit=unit, quiet=ns.quiet), by_iteration=True)
 
 
 def cmd_project(ns: argparse.Namespace) -> int:
@@ -162,8 +152,9 @@ def cmd_train(ns: argparse.Namespace) -> int:
     from stylegram.visualize.train_zfnet import ZFTrainJob
 
     options = options_from(ns, ZFTrainOptions())
-    job = ZFTrainJob(ns.data, ns.output, options, resolve_device(ns.device))
-    say(ns, f"{len(job.data.items)} images in {len(job.data.classes)} classes: {', '.join(job.data.classes)}")
+    job = ZFTrainJob(ns.data, ns.output, options, resolve_device(ns.device), resume=ns.resume)
+    say(ns, f"{len(job.data.items)} images in {len(job.data.classes)} classes: {', '.join(job.data.classes)}"
+        + (f"; resuming after epoch {job.first_epoch - 1}" if ns.resume else ""))
     result = _progress_run(ns, job.total, "step", job.run)
     acc = f", training accuracy {result.accuracy[-1]:.0%}" if result.accuracy else ""
     say(ns, f"wrote {len(result.checkpoints)} checkpoints to {job.output}{acc}", force=True)

@@ -11,8 +11,8 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 
 
 
 def parse_size(text: str) -> int:
-    """Bytes from ``2GB``, ``512MB``, ``1.5GiB``, ``800k`` … (decimal SI units, binary ``*iB`` units)."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    """Bytes from ``2GB``, ``512MB``, ``1.5GiB``, ``800k``, ``1.5e9`` … (decimal SI units, binary ``*iB`` units)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([a-zA-Z]*)\s*", text)
     unit = m.group(2).lower() if m else ""
     if m is None or unit not in _UNITS:
         raise UsageError(f"expected a memory size such as 2GB, 512MB or 1.5GiB, got {text!r}")

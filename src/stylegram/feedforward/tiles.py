@@ -9,28 +9,16 @@ image border a tile's edge is the image's edge, so the padding there is the same
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from stylegram.core.errors import UsageError
+from stylegram.core.units import parse_size
+
+__all__ = ["FLOAT", "boxes", "largest_core", "parse_size", "peak_bytes", "run_tiled"]
 
 FLOAT = 4  # bytes
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def parse_size(text: str) -> int:
-    """Bytes of a size such as ``2GB``, ``512MiB`` or ``1.5e9``; UsageError for anything else."""
-    found = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([a-z]*)\s*", text.lower())
-    if not found or found.group(2) not in _UNITS:
-        raise UsageError(f"not a memory size: {text!r} (use e.g. 2GB, 512MB, 1.5GiB)")
-    value = float(found.group(1)) * _UNITS[found.group(2)]
-    if not value > 0:
-        raise UsageError(f"a memory size must be positive, got {text!r}")
-    return int(value)
 
 
 def boxes(height: int, width: int, core: int) -> list[tuple[int, int, int, int]]:

@@ -10,7 +10,7 @@ input normalisation (:class:`Normalization`), chosen by the weights it was loade
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylegram.core.errors import UsageError
+from stylegram.nets.layered import NamedLayerNet
 
 Pooling = Literal["avg", "max"]
 
@@ -106,13 +107,15 @@ class Normalization(nn.Module):
         return x * self.scale + self.shift
 
 
-class VGG(nn.Module):
+class VGG(NamedLayerNet):
     """A VGG network whose forward pass returns the named feature maps asked for.
 
     ``pooling="avg"`` replaces max pooling by average pooling, which Gatys et al. found gives smoother
     gradients and better images for synthesis; classification uses max pooling as trained.
     The network runs only up to the deepest layer requested.
     """
+
+    normalize: Normalization
 
     def __init__(
         self,
@@ -143,50 +146,23 @@ class VGG(nn.Module):
                     "fc8": nn.Linear(4096, num_classes),
                 }
             )
-        self._order = {s.name: i for i, s in enumerate(self.specs)}
-
-    @property
-    def layer_names(self) -> list[str]:
-        return [s.name for s in self.specs]
+        self.title = arch
+        self.index_layers()
 
     def spec(self, name: str) -> LayerSpec:
-        return self.specs[self._index(name)]
+        return self.specs[self.layer_index(name)]  # type: ignore[no-any-return]
 
     def feature_shape(self, name: str, height: int, width: int) -> tuple[int, int]:
         """(h, w) of layer ``name``'s maps for a ``height`` × ``width`` input (ceil-mode pooling keeps odd edges)."""
         scale = self.spec(name).scale
         return -(-height // scale), -(-width // scale)
 
-    def _index(self, name: str) -> int:
-        try:
-            return self._order[name]
-        except KeyError:
-            raise UsageError(
-                f"{self.arch} has no layer {name!r}; layers are {', '.join(self.layer_names)}"
-            ) from None
-
     def freeze(self) -> VGG:
         """Switch to eval mode and stop weight gradients: a backward pass then computes input gradients only."""
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
+        super().freeze()
         return self
 
-    def forward(self, x: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
-        """Named features of ``x`` (RGB in [0, 1], (B, 3, H, W)) for each layer in ``layers``."""
-        wanted = set(layers)
-        if not wanted:
-            return {}
-        last = max(self._index(n) for n in wanted)
-        out: dict[str, Tensor] = {}
-        h = self.normalize(x)
-        for spec in self.specs[: last + 1]:
-            h = self._run_layer(spec, h)
-            if spec.name in wanted:
-                out[spec.name] = h
-        return out
-
-    def _run_layer(self, spec: LayerSpec, h: Tensor) -> Tensor:
+    def run_layer(self, spec: LayerSpec, h: Tensor) -> Tensor:
         if spec.kind == "conv":
             return self.convs[spec.name](h)  # type: ignore[no-any-return]
         if spec.kind == "relu":

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stylegram.core.errors import UsageError
+from stylegram.nets.layered import NamedLayerNet
 from stylegram.nets.vgg import Normalization
 
 NORM = "N"
@@ -110,12 +111,16 @@ def zf_layer_specs(config: Sequence[ConfigItem]) -> list[ZFLayerSpec]:
     return specs
 
 
-class ZFNet(nn.Module):
+class ZFNet(NamedLayerNet):
     """ZFNet whose forward pass returns the named feature maps asked for, and :meth:`classify` the logits.
 
     ``pooled`` is the side of the grid pool5 is averaged to before fc6 (6 for 224² inputs, where it changes
     nothing), so that any input size reaches the classifier; ``hidden`` are the fully connected widths.
     """
+
+    normalize: Normalization
+
+    title = "ZFNet"
 
     def __init__(self, config: Sequence[ConfigItem] = ZFNET, *, num_classes: int = 1000,
                  hidden: Sequence[int] = (4096, 4096), pooled: int = 6, dropout: float = 0.5) -> None:
@@ -131,23 +136,16 @@ class ZFNet(nn.Module):
         widths = [self.specs[-1].out_channels * pooled * pooled, *hidden, num_classes]
         self.classifier = nn.ModuleDict({f"fc{6 + i}": nn.Linear(a, b)
                                          for i, (a, b) in enumerate(itertools.pairwise(widths))})
-        self._order = {s.name: i for i, s in enumerate(self.specs)}
+        self.index_layers()
         self._num_classes = num_classes
         self.reset_parameters()
-
-    @property
-    def layer_names(self) -> list[str]:
-        return [s.name for s in self.specs]
 
     @property
     def num_classes(self) -> int:
         return self._num_classes
 
     def spec(self, name: str) -> ZFLayerSpec:
-        try:
-            return self.specs[self._order[name]]
-        except KeyError:
-            raise UsageError(f"ZFNet has no layer {name!r}; layers are {', '.join(self.layer_names)}") from None
+        return self.specs[self.layer_index(name)]  # type: ignore[no-any-return]
 
     def reset_parameters(self) -> None:
         for m in [*self.convs.values(), *self.classifier.values()]:
@@ -157,24 +155,8 @@ class ZFNet(nn.Module):
             nn.init.zeros_(m.bias)
 
     def freeze(self) -> ZFNet:
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
+        super().freeze()
         return self
-
-    def forward(self, x: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
-        """Named features of ``x`` (RGB in [0, 1], (B, 3, H, W)); runs only up to the deepest one asked for."""
-        wanted = set(layers)
-        if not wanted:
-            return {}
-        last = max(self._order[self.spec(n).name] for n in wanted)
-        out: dict[str, Tensor] = {}
-        h = self.normalize(x)
-        for spec in self.specs[: last + 1]:
-            h = self.run_layer(spec, h)
-            if spec.name in wanted:
-                out[spec.name] = h
-        return out
 
     def run_layer(self, spec: ZFLayerSpec, h: Tensor) -> Tensor:
         if spec.kind == "conv":

@@ -22,7 +22,7 @@ from stylegram.nets.zfnet import LRN_ALPHA, LRN_BETA, LRN_K, LRN_SIZE, ZFNet
 Network = VGG | ZFNet
 StepKind = Literal["conv", "relu", "maxpool", "avgpool", "norm"]
 
-# VGG pools 2×2 windows every 2 pixels in ceil mode (see VGG._run_layer); checked by test_vis_layers.
+# VGG pools 2×2 windows every 2 pixels in ceil mode (see VGG.run_layer); checked by test_vis_layers.
 _VGG_POOL = (2, 2)
 
 
