@@ -20,7 +20,7 @@ from stylegram.feedforward.imaging import degrade, gaussian_kernel, match_histog
 from stylegram.feedforward.model import ModelInfo, load_model, save_model
 from stylegram.feedforward.superres import SuperResOptions, train_superres
 from stylegram.feedforward.tiles import boxes, largest_core, parse_size, peak_bytes, run_tiled
-from stylegram.nets.superres import SuperResNet
+from stylegram.nets.superres import SuperResNet, for_inference
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,6 +58,23 @@ def test_network_scales_any_size_and_starts_as_bicubic(upsample: str, scale: int
     bicubic = F.interpolate(x, scale_factor=float(scale), mode="bicubic", align_corners=False).clamp(0, 1)
     torch.testing.assert_close(y, bicubic)  # the last layer starts at zero: an untrained network is bicubic
     assert [type(m).__name__ for m in net.up] == ["Upsample2"] * int(math.log2(scale))
+
+
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
+@pytest.mark.parametrize(("scale", "h", "w"), [(4, 7, 9), (8, 5, 6), (2, 11, 5)])
+def test_the_inference_copy_computes_the_same_function(upsample: str, scale: int, h: int, w: int) -> None:
+    """Batch norms folded and stride-½ convolutions as pixel shuffles: the same output, and the input untouched."""
+    net = _trained_looking(SuperResNet(scale, width=0.25, blocks=2, upsample=upsample), seed=scale + h)  # type: ignore[arg-type]
+    fast = for_inference(net)
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(w))
+    before = x.clone()
+    with torch.no_grad():
+        want, got = net(x), fast(x)
+    inside = ((want > 0) & (want < 1)).float().mean()
+    assert float(inside) > 0.5 and float((want - F.interpolate(x, scale_factor=float(scale), mode="bicubic")).std()) > 0.01
+    torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+    assert torch.equal(x, before) and fast.margin() == net.margin()
+    assert not any(p.requires_grad for p in fast.parameters())
     assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules()) == (upsample == "transposed")
 
 

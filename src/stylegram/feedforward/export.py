@@ -59,7 +59,7 @@ def onnx_bytes(model: FastStyleModel, opset: int = 17) -> bytes:
     import onnx
 
     ExportOptions(opset=opset)  # refuses an opset the graph cannot be written in, before tracing
-    net = model.net.to("cpu").eval()
+    net = model.runner.to("cpu").eval()  # what PyTorch inference runs (for super-resolution, the folded copy)
     example = torch.rand(1, 3, *TRACE_SIZE, generator=torch.Generator().manual_seed(0))
     buffer = io.BytesIO()
     try:
@@ -77,7 +77,7 @@ def onnx_bytes(model: FastStyleModel, opset: int = 17) -> bytes:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ExportError(f"ONNX export failed at opset {opset}: {first}") from None
     finally:
-        model.net.to(model.device)
+        model.runner.to(model.device)
     proto = onnx.load_from_string(buffer.getvalue())
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, model.info.to_json()

@@ -32,6 +32,7 @@ from stylegram.core import images
 from stylegram.core.device import Precision, resolve_precision
 from stylegram.core.errors import StylegramError
 from stylegram.feedforward.architectures import ARCHITECTURES, STYLE_ARCHITECTURE, Architecture, Task, lookup
+from stylegram.nets.superres import SuperResNet, for_inference
 
 FORMAT = "stylegram-fast-style/1"
 METADATA_KEY = "stylegram"
@@ -231,6 +232,9 @@ class FastStyleModel:
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.info = info
+        # What inference runs: the network itself, or for super-resolution the same function with batch norms
+        # folded and stride-½ convolutions as pixel shuffles (faster on a CPU; a snapshot of net).
+        self.runner: nn.Module = for_inference(self.net) if isinstance(self.net, SuperResNet) else self.net
 
     @overload
     def stylize(self, image: Image.Image, *, size: int | None = None, original_colors: bool = False,
@@ -275,10 +279,10 @@ class FastStyleModel:
                 if superres and tile and max(inp.shape[-2:]) > tile:
                     from stylegram.feedforward.tiles import run_tiled
 
-                    reach = int(getattr(self.net, "margin")())  # noqa: B009  (only SR nets have it)
-                    y: Tensor = run_tiled(self.net, inp, self.scale, tile, reach)
+                    reach = int(getattr(self.runner, "margin")())  # noqa: B009  (only SR nets have it)
+                    y: Tensor = run_tiled(self.runner, inp, self.scale, tile, reach)
                 else:
-                    y = self.net(inp)
+                    y = self.runner(inp)
             if original_colors and not superres:
                 from stylegram.losses.color import keep_colors
 
@@ -303,7 +307,7 @@ class FastStyleModel:
             yield
             return
         # Hooked for this call only, so the network itself (exported to ONNX, trained further) stays untouched.
-        last = self.net.get_submodule("out")  # every registered architecture names its last layer ``out``
+        last = self.runner.get_submodule("out")  # every registered architecture names its last layer ``out``
         handle = last.register_forward_hook(lambda _m, _i, out: out.float())
         try:
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
