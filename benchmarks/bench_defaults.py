@@ -167,6 +167,9 @@ def main() -> None:
     ap.add_argument("--peer-iterations", type=int, default=1000, help="the peer's default: 1000")
     ap.add_argument("--out", type=Path, default=Path("out/bench_defaults"))
     ap.add_argument("--reuse-peer", action="store_true", help="keep peer outputs (and times) already in --out")
+    ap.add_argument("--reuse-ours", action="store_true", help="keep stylegram's outputs (and times) already in --out "
+                    "under --tag")
+    ap.add_argument("--peer-only", action="store_true", help="run (or reuse) the peer's outputs and stop")
     ap.add_argument("--ours", default="", help="extra stylize flags (a sweep; empty: the defaults)")
     ap.add_argument("--tag", default="ours", help="name of stylegram's outputs in --out")
     ap.add_argument("--figure", type=Path, default=None, help="side-by-side figure of the pairs")
@@ -181,6 +184,8 @@ def main() -> None:
     root = args.shared / "images"
     times_file = out / "peer_times.json"
     peer_times: dict[str, float] = json.loads(times_file.read_text()) if times_file.exists() else {}
+    ours_file = out / f"{args.tag}_times.json"
+    ours_times: dict[str, float] = json.loads(ours_file.read_text()) if ours_file.exists() else {}
     rows, figure_rows, labels = [], [], []
     for pair in args.pairs.split(","):
         photo, painting = pair.split(":")
@@ -191,8 +196,14 @@ def main() -> None:
             peer_times[pair] = run_peer(args.peer.resolve(), content, style, peer_out, model, out / "shim",
                                         args.size, args.peer_iterations)
             times_file.write_text(json.dumps(peer_times, indent=1))
+        if args.peer_only:
+            print(f"{pair:36s} neural-style-pt {peer_times[pair]:.0f} s", flush=True)
+            continue
         ours_out = out / f"{args.tag}_{photo}_{painting}.png"
-        ours_time = run_ours(content, style, ours_out, args.size, args.ours.split())
+        if not (args.reuse_ours and ours_out.exists() and pair in ours_times):
+            ours_times[pair] = run_ours(content, style, ours_out, args.size, args.ours.split())
+            ours_file.write_text(json.dumps(ours_times, indent=1))
+        ours_time = ours_times[pair]
         a, b = score(evaluator, ours_out, content, style), score(evaluator, peer_out, content, style)
         rows.append((pair, a, b, ours_time, peer_times[pair]))
         print(f"{pair:36s} style {a['style']:.3g} / {b['style']:.3g} = {a['style'] / b['style']:.2f}   "
@@ -204,6 +215,8 @@ def main() -> None:
                             images.resize_longest(images.load_image(style), max(size)),
                             images.load_image(ours_out), images.resize_to(images.load_image(peer_out), size)])
         labels.append(f"{photo} + {painting}")
+    if not rows:
+        return
     worst = {k: max(r[1][k] / r[2][k] for r in rows) for k in ("style", "content", "tv")}
     wall = max(r[3] / r[4] for r in rows)
     print(f"worst ratio over {len(rows)} pairs (stylegram / neural-style-pt): style {worst['style']:.2f}, "

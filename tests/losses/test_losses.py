@@ -63,6 +63,14 @@ def test_total_variation_by_hand() -> None:
     # vertical: (2-0)² + (4-1)² = 13; horizontal: (1-0)² + (4-2)² = 5
     assert losses.total_variation(x).item() == pytest.approx(18.0)
     assert losses.total_variation(torch.full((1, 3, 5, 5), 0.3)).item() == 0.0
+    # l1: |2| + |3| + |1| + |2| = 8, less what the smoothing at zero takes off (√(d² + ε²) − ε per pair).
+    eps = losses.TV_EPS
+    by_hand = sum((d * d + eps * eps) ** 0.5 - eps for d in (2.0, 3.0, 1.0, 2.0))
+    assert losses.total_variation(x, "l1").item() == pytest.approx(by_hand, rel=1e-6)
+    assert by_hand == pytest.approx(8.0, abs=4 * eps)
+    assert losses.total_variation(torch.full((1, 3, 5, 5), 0.3), "l1").item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="norm"):
+        losses.total_variation(x, "l3")
 
 
 def test_blend_grams_normalises_weights() -> None:
@@ -83,3 +91,4 @@ def test_gradients_match_finite_differences() -> None:
     assert gradcheck(lambda t: losses.content_loss(t, p), (x,))
     assert gradcheck(lambda t: losses.style_layer_loss(losses.gram_matrix(t), a), (x,))
     assert gradcheck(losses.total_variation, (x,))
+    assert gradcheck(lambda t: losses.total_variation(t, "l1"), (x,))

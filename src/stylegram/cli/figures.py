@@ -30,7 +30,7 @@ from stylegram.gatys.reconstruct import CONTENT_LAYERS, STYLE_LAYERS
 
 NORMALIZED_MODEL = "vgg16-caffe-normalized"
 # Small enough for a CPU: 5 panels of 256 px at 300 evaluations take minutes, not hours. All overridable.
-FIGURE_DEFAULTS = GatysOptions(size=256, iterations=300)
+FIGURE_DEFAULTS = GatysOptions(size=256, iterations=300, pooling="avg")  # the paper's figures: its pooling
 _RUN_FIELDS = ("size", "iterations", "seed", "pooling", "optimizer", "precision", "model", "weights")
 
 

@@ -29,6 +29,7 @@ class Targets:
     guides: dict[str, Tensor] | None = None  # per style layer: (K, 1, h, w) region weights (guided.py)
     content_weights: dict[str, float] | None = None  # per content layer: α (· 2/ΣP² relative); None: α = 1
     tv_weight: float = 0.0  # λ_tv (/ TV(content) relative)
+    tv_norm: str = "l2"  # the form of the total variation (losses.total_variation)
 
     def content_weight(self, layer: str) -> float:
         return 1.0 if self.content_weights is None else self.content_weights[layer]

@@ -34,7 +34,7 @@ class Objective:
         if t.style:
             terms["style"] = losses.style_loss(feats, t.style, t.style_layer_weights)
         if t.tv_weight > 0:
-            terms["tv"] = t.tv_weight * losses.total_variation(x)
+            terms["tv"] = t.tv_weight * losses.total_variation(x, t.tv_norm)
         terms["total"] = torch.stack(list(terms.values())).sum()
         return terms
 

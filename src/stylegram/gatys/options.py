@@ -67,6 +67,9 @@ class GatysOptions(Options):
     tv_weight: float | None = option(
         None, "weight of the total-variation smoothness term (default: 0.1 on the relative objective, where it is "
         "relative to the photo's own; 0 with --objective paper)", min=0)
+    tv_norm: Literal["l1", "l2"] = option(
+        "l2", "form of the total variation: l2 (squared differences) or l1 (absolute differences, smoothed at 0: "
+        "removes faint ripple, keeps edges)")
     content_layers: tuple[str, ...] = option(PAPER_CONTENT_LAYERS, "VGG layers for the content loss")
     style_layers: tuple[str, ...] = option(PAPER_STYLE_LAYERS, "VGG layers for the style loss")
     style_layer_weights: tuple[float, ...] | None = option(
@@ -89,7 +92,8 @@ class GatysOptions(Options):
     init: str = option("content", "start image: content, noise (the paper's white noise), style, or an image file")
     optimizer: Literal["lbfgs", "adam"] = option("lbfgs", "optimiser: lbfgs or adam")
     learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)", above=0)
-    pooling: Literal["avg", "max"] = option("avg", "pooling in VGG: avg (the paper's choice) or max")
+    pooling: Literal["avg", "max"] = option(
+        "avg", "pooling in VGG: avg (the paper's choice) or max (as the network was trained: bolder strokes)")
     precision: Literal["auto", "float32", "bfloat16"] = option(
         "auto", "arithmetic of the VGG convolutions: float32, bfloat16, or auto (bfloat16 where the hardware "
         "has native bfloat16, else float32)")

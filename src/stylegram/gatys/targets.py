@@ -47,7 +47,7 @@ def compute_targets(
     content_targets = {k: v.detach() for k, v in content_feats.items()}
     content_w, style_w, tv_w = term_weights(options, content, content_targets, style_targets, layer_w)
     return Targets(content=content_targets, style=style_targets, style_layer_weights=style_w, guides=region_guides,
-                   content_weights=content_w, tv_weight=tv_w)
+                   content_weights=content_w, tv_weight=tv_w, tv_norm=options.tv_norm)
 
 
 def term_weights(options: GatysOptions, content: Tensor, content_targets: dict[str, Tensor],
@@ -79,8 +79,9 @@ def term_weights(options: GatysOptions, content: Tensor, content_targets: dict[s
     style_w = {k: beta * w / max(energy, tiny) for k, w in zip(options.style_layers, layer_w, strict=True)}
     # A flat photo has no variation to be relative to: floor it at one grey level (1/255) per neighbour pair.
     _, c, h, w = content.shape
-    floor = c * ((h - 1) * w + h * (w - 1)) / 255.0**2
-    photo_tv = max(float(losses.total_variation(content)), floor)
+    pairs = c * ((h - 1) * w + h * (w - 1))
+    floor = pairs / 255.0 if options.tv_norm == "l1" else pairs / 255.0**2
+    photo_tv = max(float(losses.total_variation(content, options.tv_norm)), floor)
     return content_w, style_w, (tv / photo_tv if tv > 0 else 0.0)
 
 

@@ -249,7 +249,7 @@ class TiledObjective:
         if t.tv_weight > 0:
             smooth = image.clone().requires_grad_(True)
             with torch.enable_grad():
-                tv = t.tv_weight * losses.total_variation(smooth)
+                tv = t.tv_weight * losses.total_variation(smooth, t.tv_norm)
                 tv.backward()  # type: ignore[no-untyped-call]
             assert smooth.grad is not None
             grad += smooth.grad

@@ -92,14 +92,26 @@ def style_loss(
     return total
 
 
-def total_variation(x: Tensor) -> Tensor:
-    """Σ (x[i+1,j] − x[i,j])² + (x[i,j+1] − x[i,j])² over a (B, C, H, W) image: a smoothness prior.
+TV_EPS = 1e-3
+"""The smoothing of the absolute value in the l1 total variation: a quarter of one grey level (0–1 scale)."""
 
-    The squared form (as in Mahendran & Vedaldi's β = 2 and Johnson et al.'s code) is differentiable everywhere.
+
+def total_variation(x: Tensor, norm: str = "l2") -> Tensor:
+    """Σ ρ(x[i+1,j] − x[i,j]) + ρ(x[i,j+1] − x[i,j]) over a (B, C, H, W) image: a smoothness prior.
+
+    ``norm="l2"``: ρ(d) = d², the squared form (Mahendran & Vedaldi's β = 2, Johnson et al.'s code), which
+    penalises a strong edge far more than many faint ripples. ``norm="l1"``: ρ(d) = √(d² + ε²) − ε (ε =
+    :data:`TV_EPS`), the absolute value smoothed at zero (as neural-style's TV, which is |d|), which penalises
+    faint high-frequency ripple (speckle) as much as its amplitude and leaves edges their contrast.
     """
     _check_features(x, "image")
+    if norm not in ("l1", "l2"):
+        raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
     dh = x[:, :, 1:, :] - x[:, :, :-1, :]
     dw = x[:, :, :, 1:] - x[:, :, :, :-1]
+    if norm == "l1":
+        eps2 = TV_EPS * TV_EPS
+        return (dh.pow(2) + eps2).sqrt().sum() + (dw.pow(2) + eps2).sqrt().sum() - TV_EPS * (dh.numel() + dw.numel())
     return dh.pow(2).sum() + dw.pow(2).sum()
 
 
