@@ -9,19 +9,11 @@ with one message for an unknown name, and the same freezing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Self
 
 from torch import Tensor, nn
 
 from stylegram.core.errors import UsageError
-
-
-class NamedSpec(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
 
 
 class NamedLayerNet(nn.Module):
@@ -46,7 +38,7 @@ class NamedLayerNet(nn.Module):
         except KeyError:
             raise UsageError(f"{self.title} has no layer {name!r}; layers are {', '.join(self.layer_names)}") from None
 
-    def freeze(self) -> NamedLayerNet:
+    def freeze(self) -> Self:
         """Switch to eval mode and stop weight gradients: a backward pass then computes input gradients only."""
         self.eval()
         for p in self.parameters():

@@ -157,11 +157,6 @@ class VGG(NamedLayerNet):
         scale = self.spec(name).scale
         return -(-height // scale), -(-width // scale)
 
-    def freeze(self) -> VGG:
-        """Switch to eval mode and stop weight gradients: a backward pass then computes input gradients only."""
-        super().freeze()
-        return self
-
     def run_layer(self, spec: LayerSpec, h: Tensor) -> Tensor:
         if spec.kind == "conv":
             return self.convs[spec.name](h)  # type: ignore[no-any-return]

@@ -154,10 +154,6 @@ class ZFNet(NamedLayerNet):
             assert m.bias is not None
             nn.init.zeros_(m.bias)
 
-    def freeze(self) -> ZFNet:
-        super().freeze()
-        return self
-
     def run_layer(self, spec: ZFLayerSpec, h: Tensor) -> Tensor:
         if spec.kind == "conv":
             return self.convs[spec.name](h)  # type: ignore[no-any-return]
