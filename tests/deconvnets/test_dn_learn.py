@@ -124,3 +124,21 @@ def test_sporco_style_dictionary_learning_lowers_the_objective() -> None:
     d = dl.dictionary
     torch.testing.assert_close(d.flatten(1).norm(dim=1), torch.ones(6))
     torch.testing.assert_close(d.mean(dim=(1, 2)), torch.zeros(6), atol=1e-6, rtol=0)
+
+
+def test_dictionary_learning_is_the_same_in_groups_of_maps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stylegram.deconvnets import fourier
+
+    g = torch.Generator().manual_seed(5)
+    s = torch.randn(2, 16, 16, generator=g, dtype=torch.float64)
+    d0 = torch.randn(5, 3, 3, generator=g, dtype=torch.float64)
+    runs = []
+    for group_bytes in (1, 1 << 40):  # one map per group, and all maps in one
+        monkeypatch.setattr(fourier, "GROUP_BYTES", group_bytes)
+        dl = ConvBPDNDictLearn(d0, s, 0.2, DictLearnOptions(iterations=25))
+        for _ in range(25):  # ρ of the dictionary step is updated at iterations 10 and 20
+            dl.step()
+        runs.append((dl.dictionary, dl.coefficients, dl.rho, dl.coding.rho))
+    torch.testing.assert_close(runs[0][0], runs[1][0], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(runs[0][1], runs[1][1], rtol=1e-9, atol=1e-12)
+    assert runs[0][2:] == pytest.approx(runs[1][2:], rel=1e-9)

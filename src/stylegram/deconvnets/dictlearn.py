@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from stylegram.deconvnets import fourier
-from stylegram.deconvnets.admm import ConvBPDN
+from stylegram.deconvnets.admm import ConvBPDN, squared_norm
 from stylegram.deconvnets.options import AdmmOptions, DictLearnOptions
 
 
@@ -71,26 +71,49 @@ class ConvBPDNDictLearn:
         self.k += 1
 
     def _dictionary_step(self, z: Tensor) -> None:
+        # Per image and frequency the x-step is the rank-one system (āaᵀ + ρI) x̂ = ā ŝ + ρŵ, with a the image's
+        # coefficient spectra and ŵ the spectrum of y − u: by Sherman–Morrison x̂ = ŵ + ā (ŝ − Σ_k a_k ŵ_k) /
+        # (ρ + Σ_k |a_k|²). Everything else is per filter, so (as in the coding step) the maps go through in
+        # groups that stay in cache: the spectra and the two sums over the maps first, then per group the
+        # solution, the average of the images' copies projected onto the constraints, and the dual update.
         o, rho, b = self.options, self.rho, z.shape[0]
-        zf = fourier.rfft(z)  # (B, K, …): per image, A is the row of its coefficient spectra
-        rhs = zf.conj() * self.sf + rho * fourier.rfft(self.y - self.u)
-        t = (zf * rhs).sum(1, keepdim=True) / (rho + zf.abs().square().sum(1, keepdim=True))
-        x = fourier.irfft((rhs - zf.conj() * t) / rho, self.grid)  # each image's own dictionary copy
-        ax = x if o.relax == 1.0 else torch.lerp(self.y.expand_as(x), x, o.relax)
-        y_prev = self.y
-        self.y = torch.zeros_like(self.y)
-        self.y[:, : self.size[0], : self.size[1]] = project((ax + self.u).mean(0), self.size, o.zero_mean)
-        self.u.add_(ax).sub_(self.y)
-        self._update_rho(x, y_prev, b)
+        groups = fourier.map_groups(self.u)
+        zfs = [fourier.rfft(z[:, g]) for g in groups]  # (B, group, …), contiguous per group: FFTs want it
+        ws = [fourier.rfft(self.y[g] - self.u[:, g]) for g in groups]
+        q = torch.zeros_like(zfs[0][:, 0])  # Σ_k a_k ŵ_k
+        n = torch.zeros(q.shape, dtype=z.dtype, device=z.device)  # Σ_k |a_k|²
+        for zf, w in zip(zfs, ws, strict=True):
+            for j in range(zf.shape[1]):
+                q.addcmul_(zf[:, j], w[:, j])
+                n.add_(zf[:, j].abs().square_())
+        t = q.neg_().add_(self.sf[:, 0]).div_(n.add_(rho))
+        check = self.k > 0 and (self.k + 1) % o.rho_period == 0
+        sums = torch.zeros(5, dtype=torch.float64, device=z.device)  # ‖x‖², ‖y‖², ‖u‖², ‖x − y‖², ‖Δy‖²
+        y_new = torch.zeros_like(self.y)
+        for g, zf, w in zip(groups, zfs, ws, strict=True):
+            x = fourier.irfft(w.addcmul_(zf.conj(), t[:, None]), self.grid)  # each image's copy of these filters
+            v = torch.add(self.u[:, g], x, alpha=o.relax)  # u + αx + (1−α)y: relaxed copies plus the dual
+            if o.relax != 1.0:
+                v.add_(self.y[g], alpha=1.0 - o.relax)
+            y_new[g, : self.size[0], : self.size[1]] = project(v.mean(0), self.size, o.zero_mean)
+            yg = y_new[g]
+            self.u[:, g] = v.sub_(yg)
+            if check:
+                # ‖y‖ counts once per image beside the images' own copies x; x becomes x − y last.
+                nx, ny, nu = squared_norm(x), b * squared_norm(yg), squared_norm(v)
+                sums += torch.stack([nx, ny, nu, squared_norm(x.sub_(yg)), squared_norm(self.y[g] - yg)])
+        self.y = y_new
+        if check:
+            xx, yy, uu, rr, dd = (math.sqrt(float(v)) for v in sums.cpu())
+            self._update_rho(xx, yy, uu, rr, dd, b)
 
-    def _update_rho(self, x: Tensor, y_prev: Tensor, b: int) -> None:
+    def _update_rho(self, xx: float, yy: float, uu: float, rr: float, dd: float, b: int) -> None:
+        """Residual balancing from the norms of x, y (counted once per image), u, x − y and the change of y."""
         o = self.options
-        if self.k == 0 or (self.k + 1) % o.rho_period:
-            return
-        rn = max(float(x.norm()), math.sqrt(b) * float(self.y.norm())) or 1.0
-        sn = self.rho * float(self.u.norm()) or 1.0
-        r = float((x - self.y).norm()) / rn
-        s = math.sqrt(b) * self.rho * float((y_prev - self.y).norm()) / sn
+        rn = max(xx, yy) or 1.0
+        sn = self.rho * uu or 1.0
+        r = rr / rn
+        s = math.sqrt(b) * self.rho * dd / sn
         factor = o.rho_scaling if r > o.rho_ratio * s else 1.0 / o.rho_scaling if s > o.rho_ratio * r else 1.0
         if factor != 1.0:
             self.rho *= factor

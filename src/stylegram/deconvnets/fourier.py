@@ -29,6 +29,20 @@ def irfft(x: Tensor, grid: tuple[int, int]) -> Tensor:
     return out
 
 
+GROUP_BYTES = 1 << 20  # the CPU sweeps of the ADMM solvers take maps in groups of about this much memory
+
+
+def map_groups(maps: Tensor) -> list[slice]:
+    """Slices of the map axis (1) of ``maps`` (B, K, …): a single one on a GPU, and on the CPU groups of about
+    :data:`GROUP_BYTES`, so that a group's temporaries stay in cache while it is worked on."""
+    k = int(maps.shape[1])
+    if maps.device.type != "cpu":
+        return [slice(0, k)]
+    per_map = maps[:, 0].numel() * maps.element_size()
+    size = max(1, min(k, GROUP_BYTES // max(1, per_map)))
+    return [slice(i, min(k, i + size)) for i in range(0, k, size)]
+
+
 def _padded_spectrum(kernels: Tensor, grid: tuple[int, int]) -> Tensor:
     """Spectra of (…, s1, s2) kernels zero-padded to ``grid`` at the top-left corner (SPORCO's convention: the
     reconstruction is Σ_k d_k ⊛ x_k, no shift)."""
@@ -46,6 +60,7 @@ class Spectrum:
             else connectivity.to(device=filters.device, dtype=torch.bool)
         if self.channels == 1:
             self.a = _padded_spectrum(filters[:, 0] * g[:, 0, None, None].to(filters.dtype), grid)  # (K, …)
+            self.a_conj = self.a.conj().resolve_conj()  # stored once: a product with a lazy conj copies it
             return
         # Only connected pairs are stored and applied (the paper's layer 2: 81 of 45×9), as edges k_e → c_e.
         self.k_e, self.c_e = g.nonzero(as_tuple=True)
@@ -61,7 +76,7 @@ class Spectrum:
     def adjoint(self, r: Tensor) -> Tensor:
         """Aᴴ r̂: (B, C, …) signal spectra to (B, K, …) map spectra."""
         if self.channels == 1:
-            return self.a.conj() * r
+            return self.a_conj * r
         out = r.new_zeros((r.shape[0], self.maps, *r.shape[2:]))
         return out.index_add_(1, self.k_e, self.a.conj() * r[:, self.c_e])
 
@@ -100,10 +115,41 @@ class FrequencySolver:
         """x̂ for right-hand sides ``b`` (B, K, N1, N2//2+1); ``b`` is not modified."""
         sp = self.spectrum
         if self.a.shape[0] == 1:
-            t = sp.forward(b).mul_(self.inv)  # (B, 1, …)
-        else:
-            t = torch.einsum("uvcd,bduv->bcuv", self.inv, sp.forward(b))
+            return rank_one_solve_(b / self.sigma, sp.a, None, self.inv, sp.a_conj)
+        t = torch.einsum("uvcd,bduv->bcuv", self.inv, sp.forward(b))
         return (b - sp.adjoint(t)).div_(self.sigma)
+
+    def solve_data_(self, z: Tensor, s: Tensor) -> Tensor:
+        """x̂ for the right-hand sides σz + Aᴴŝ (the ADMM x-step: ``z`` the spectrum of y − u, ``s`` (B, C, …)
+        the signal's), written over ``z`` and returned."""
+        sp = self.spectrum
+        if self.a.shape[0] == 1:
+            return rank_one_solve_(z, sp.a, s, self.inv, sp.a_conj)
+        return z.copy_(self.solve(sp.adjoint(s).add_(z, alpha=self.sigma)))
+
+
+def rank_one_solve_(z: Tensor, a: Tensor, s: Tensor | None, inv: Tensor, a_conj: Tensor | None = None) -> Tensor:
+    """Solves (āaᵀ + σI) x = σz + ā s at every frequency for a single row a, and writes x over ``z``.
+
+    ``z`` (B, K, …); ``a`` (K, …), or (B, K, …) with one row per sample; ``s`` (B, 1, …) or None for zero;
+    ``inv`` = 1/(σ + Σ_k |a_k|²), broadcastable to (B, …); ``a_conj`` ā if the caller keeps it. By
+    Sherman–Morrison, x = z + ā (s − Σ_k a_k z_k)/(σ + Σ_k |a_k|²): a pass that reads z for the sum, accumulated
+    map by map in a buffer of one spectrum (it stays in cache), and a pass that adds ā t to it. This is the
+    x-step of ConvBPDN (a the filters' spectra) and the dictionary step of its dictionary learning (a the
+    coefficient maps' spectra), both without forming Aᴴŝ.
+    """
+    def row(k: int) -> Tensor:
+        return a[:, k] if a.dim() == z.dim() else a[k]
+
+    t = row(0) * z[:, 0]  # (B, …)
+    for k in range(1, z.shape[1]):
+        t.addcmul_(row(k), z[:, k])
+    t = (t.neg_() if s is None else t.neg_().add_(s[:, 0])).mul_(inv)
+    if a_conj is not None:
+        return z.addcmul_(a_conj, t[:, None])
+    for k in range(z.shape[1]):
+        z[:, k].addcmul_(row(k).conj(), t)
+    return z
 
 
 class ValidConvolution:

@@ -10,6 +10,7 @@ that root) climbs down to it monotonically. Both candidates are then compared on
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 NEWTON_STEPS = 12  # from |v| the iterates descend monotonically; 12 steps reach float32 round-off for β ≤ 1e6
@@ -18,8 +19,7 @@ NEWTON_STEPS = 12  # from |v| the iterates descend monotonically; 12 steps reach
 def shrink(v: Tensor, beta: float, p: float) -> Tensor:
     """The element-wise minimiser of |w|^p + β/2 (w − v)² (0 ≤ p ≤ 1), same shape as ``v``; a new tensor."""
     if p == 1.0:
-        t = 1.0 / beta
-        return v - v.clamp(-t, t)  # the soft threshold in two passes (sign·max(|v|−t, 0) takes four)
+        return F.softshrink(v, 1.0 / beta)  # the soft threshold in one pass
     if p == 0.0:
         return torch.where(v.abs() > (2.0 / beta) ** 0.5, v, torch.zeros_like(v))
     return _shrink_fractional(v, beta, p)
