@@ -95,16 +95,21 @@ def test_bad_windows_are_refused() -> None:
         occlusion(net, torch.rand(1, 3, 10, 12), "relu1", 4, 2, fill=2.0)
 
 
-@pytest.mark.parametrize("net_name", ["vgg11", "small_zfnet"])
-def test_recomputing_only_the_changed_region_equals_full_passes(net_name: str, request: pytest.FixtureRequest,
+@pytest.mark.parametrize(("net_name", "layer"), [("vgg11", "pool3"), ("vgg11", "relu3_2"), ("small_zfnet", "relu5")])
+def test_recomputing_only_the_changed_region_equals_full_passes(net_name: str, layer: str,
+                                                                request: pytest.FixtureRequest,
                                                                 one_thread: None) -> None:
+    # VGG: only the chosen map is carried past the last convolution (through a ReLU, or a ReLU and a pool);
+    # ZFNet: overlapping pools, LRN and a classifier, so every map goes all the way.
     net = request.getfixturevalue(net_name)
-    layer = "pool3" if net_name == "vgg11" else "relu5"  # ZFNet: overlapping pools, LRN and a classifier
     image = torch.rand(1, 3, 50, 47, generator=torch.Generator().manual_seed(5))
     full = occlusion(net, image, layer, 13, 9, 0.3, incremental=False)  # squares touch every edge
     fast = occlusion(net, image, layer, 13, 9, 0.3, incremental=True, batch_size=4)
     drop_full, drop_fast = full.unoccluded - full.activation, fast.unoccluded - fast.activation
     assert float((drop_full - drop_fast).abs().max()) <= 1e-4 * float(drop_full.abs().max())
+    assert fast.channel == full.channel and fast.unoccluded == pytest.approx(full.unoccluded, rel=1e-5)
+    # The projection (panel c) comes from the same recorded pass that the occluded images are patched into.
+    torch.testing.assert_close(fast.projection.image, full.projection.image)
     if full.probability is not None:
         assert fast.probability is not None and fast.predicted is not None
         assert torch.allclose(full.probability, fast.probability, atol=1e-5)

@@ -74,15 +74,19 @@ def _grow(step: Step, region: Region, size: tuple[int, int]) -> tuple[Tensor, Te
 def _crops(base: Tensor, region: Region, ys: Tensor, xs: Tensor, length: tuple[int, int], step: Step) -> Tensor:
     """The inputs (B, C, Lh, Lw) that the output region at (``ys``, ``xs``) reads: the unoccluded map below,
     zero outside it, with ``region``'s new values pasted in."""
-    k, s, p = step.geometry
-    pad = k
-    padded = F.pad(base[0], (pad, pad, pad, pad))  # (C, H + 2k, W + 2k)
-    top, left = ys * s - p, xs * s - p  # in the map's coordinates (may be negative: padding)
-    rows = (top + pad)[:, None] + torch.arange(length[0])[None, :]  # (B, Lh)
-    cols = (left + pad)[:, None] + torch.arange(length[1])[None, :]
-    crops = padded[:, rows[:, :, None], cols[:, None, :]].permute(1, 0, 2, 3).contiguous()  # (B, C, Lh, Lw)
-    for b in range(crops.shape[0]):  # paste what changed below: offsets differ per image, sizes do not
-        oy, ox = int(region.ys[b] - top[b]), int(region.xs[b] - left[b])
+    _, s, p = step.geometry
+    height, width = base.shape[-2:]
+    crops = base.new_zeros((len(ys), base.shape[1], *length))
+    tops, lefts = (ys * s - p).tolist(), (xs * s - p).tolist()  # in the map's coordinates (<0: padding)
+    rys, rxs = region.ys.tolist(), region.xs.tolist()
+    for b, (top, left) in enumerate(zip(tops, lefts, strict=True)):
+        # Slices, one image at a time: a gather by index tensors costs several times the copy.
+        y0, x0 = max(0, -top), max(0, -left)
+        y1, x1 = min(length[0], height - top), min(length[1], width - left)
+        if y1 > y0 and x1 > x0:
+            crops[b, :, y0:y1, x0:x1] = base[0, :, top + y0 : top + y1, left + x0 : left + x1]
+        # Paste what changed below: offsets differ per image, sizes do not.
+        oy, ox = rys[b] - top, rxs[b] - left
         y0, x0 = max(0, oy), max(0, ox)
         y1, x1 = min(length[0], oy + region.height), min(length[1], ox + region.width)
         if y1 > y0 and x1 > x0:
@@ -90,8 +94,9 @@ def _crops(base: Tensor, region: Region, ys: Tensor, xs: Tensor, length: tuple[i
     return crops
 
 
-def advance(step: Step, base_in: Tensor, base_out: Tensor, region: Region) -> Region:
-    """``region`` of ``step``'s input to the region of its output that depends on it."""
+def advance(step: Step, base_in: Tensor, base_out: Tensor, region: Region, out_channel: int | None = None) -> Region:
+    """``region`` of ``step``'s input to the region of its output that depends on it (for a convolution, only
+    output channel ``out_channel`` if given)."""
     if step.kind in ("relu", "norm"):  # pointwise in space: same region
         return Region(region.ys, region.xs, region.height, region.width, run_step(step, region.values))
     ys, xs, h, w = _grow(step, region, (base_out.shape[-2], base_out.shape[-1]))
@@ -99,7 +104,11 @@ def advance(step: Step, base_in: Tensor, base_out: Tensor, region: Region) -> Re
     crops = _crops(base_in, region, ys, xs, ((h - 1) * s + k, (w - 1) * s + k), step)
     if step.kind == "conv":
         assert step.conv is not None
-        values = F.conv2d(crops, step.conv.weight, step.conv.bias, stride=s)
+        weight, bias = step.conv.weight, step.conv.bias
+        if out_channel is not None:
+            weight = weight[out_channel : out_channel + 1]
+            bias = None if bias is None else bias[out_channel : out_channel + 1]
+        values = F.conv2d(crops, weight, bias, stride=s)
     else:  # max pool after a ReLU: zero padding never wins over a real, non-negative value
         values = F.max_pool2d(crops, k, s)
     return Region(ys, xs, h, w, values)
@@ -120,16 +129,33 @@ def squares(x: Tensor, grey: Tensor, corners: Sequence[tuple[int, int]], window:
     return Region(ys, xs, window, window, values)
 
 
+def channel_tail(path: Sequence[Step]) -> int:
+    """Index of the last convolution of ``path`` if every step after it works channel by channel (ReLUs, max
+    pools), else ``len(path)``: from there on, one output channel needs only its own channel."""
+    for i in range(len(path) - 1, -1, -1):
+        if path[i].kind == "conv":
+            return i
+        if path[i].kind not in ("relu", "maxpool"):
+            break
+    return len(path)
+
+
 def occluded_regions(path: Sequence[Step], bases: Sequence[Tensor], x: Tensor, region: Region,
-                     keep: str) -> tuple[Region, Region]:
+                     keep: str, channel: int | None = None) -> tuple[Region, Region]:
     """The recomputed regions at layer ``keep`` and at the last of ``path``, from the occluders' input
     ``region`` (:func:`squares`); ``x`` is the normalised unoccluded input (1, 3, H, W) and ``bases`` are
-    :func:`base_maps` of ``x``."""
+    :func:`base_maps` of ``x``. With ``channel``, only that channel of the last maps is wanted: from the last
+    convolution on (:func:`channel_tail`) the regions hold it alone, one channel instead of all."""
+    tail = channel_tail(path) if channel is not None else len(path)
     kept, below = region, x
     with torch.no_grad():
-        for step, base in zip(path, bases, strict=True):
-            region = advance(step, below, base, region)
-            below = base
+        for i, (step, base) in enumerate(zip(path, bases, strict=True)):
+            if channel is not None and i >= tail:
+                region = advance(step, below, base, region, channel if step.kind == "conv" else None)
+                below = base[:, channel : channel + 1]
+            else:
+                region = advance(step, below, base, region)
+                below = base
             if step.name == keep:
                 kept = region
     return kept, region

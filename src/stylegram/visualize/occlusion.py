@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -26,8 +26,9 @@ from torch import Tensor
 from stylegram.core.errors import UsageError
 from stylegram.core.events import OnStep, StepEvent
 from stylegram.visualize import incremental as inc
-from stylegram.visualize.layers import Network, device_of, steps, upto
-from stylegram.visualize.project import Projection, check_image, project
+from stylegram.visualize.layers import Network, Step, check_fits, device_of, steps, upto
+from stylegram.visualize.project import Projection, check_image, check_rule, project, project_recorded
+from stylegram.visualize.switches import record
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,29 @@ def occlusion(net: Network, image: Tensor, layer: str, window: int, stride: int,
     classes = net.classifier is not None
     if target is not None and not classes:
         raise UsageError("a target class needs a network with a classifier")
-    projection = project(net, image, layer, channel, rule)
-    c = projection.channel
     x = image.detach().to(device_of(net), torch.float32)
-    base_total, base_logits = _evaluate(net, x, layer, c, classes)
+    path = steps(net) if classes else upto(net, layer)
+    if incremental and inc.supported(path):
+        # One recorded pass serves the projection (switches, masks), the unoccluded totals and the maps that
+        # every occluded image is patched into.
+        rule_ = check_rule(rule)
+        projection_path = upto(net, layer)
+        check_fits(path, height, width)
+        with torch.no_grad():
+            rec = record(path, net.normalize(x), keep=tuple(s.name for s in path))
+        outputs = [rec.outputs[s.name] for s in path]
+        at = [s.name for s in path].index(layer)
+        projection = project_recorded(net, projection_path, replace(rec, features=outputs[at]), image.shape[-2:],
+                                      channel, rule_)
+        c = projection.channel
+        base_total = outputs[at][:, c].sum(dim=(1, 2))
+        base_logits = _head(net, outputs[-1]) if classes else torch.empty(0, 0)
+        bases: list[Tensor] | None = outputs
+    else:
+        bases = None
+        projection = project(net, image, layer, channel, rule)
+        c = projection.channel
+        base_total, base_logits = _evaluate(net, x, layer, c, classes)
     if classes and target is None:
         target = int(base_logits[0].argmax())
     if target is not None and not 0 <= target < base_logits.shape[1]:
@@ -97,7 +117,7 @@ def occlusion(net: Network, image: Tensor, layer: str, window: int, stride: int,
     # Positions not reached when on_step stops the run stay NaN.
     totals = torch.full((len(corners),), float("nan"))
     probs, best = torch.full((len(corners),), float("nan")), torch.full((len(corners),), -1, dtype=torch.long)
-    evaluate = _evaluator(net, x, layer, c, classes, window, fill, incremental)
+    evaluate = _evaluator(net, x, layer, c, classes, window, fill, path, bases)
     stopped = False
     for first in range(0, len(corners), batch_size):
         batch = corners[first : first + batch_size]
@@ -131,11 +151,11 @@ Evaluate = Callable[[list[tuple[int, int]]], tuple[Tensor, Tensor]]
 
 
 def _evaluator(net: Network, x: Tensor, layer: str, channel: int, classes: bool, window: int, fill: float,
-               incremental: bool) -> Evaluate:
-    """A function of a batch of square corners: its totals (B,) and logits (B, classes) (empty without)."""
-    all_steps = steps(net)
-    path = all_steps if classes else upto(net, layer)
-    if not (incremental and inc.supported(path)):
+               path: list[Step], bases: list[Tensor] | None) -> Evaluate:
+    """A function of a batch of square corners: its totals (B,) and logits (B, classes) (empty without).
+    With ``bases`` (every step's output for the unoccluded image along ``path``) each occluded image is
+    recomputed only where the square changes it; without, it runs in full."""
+    if bases is None:
         def full(batch: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
             occluded = x.expand(len(batch), -1, -1, -1).clone()
             for b, (t, left) in enumerate(batch):
@@ -146,26 +166,32 @@ def _evaluator(net: Network, x: Tensor, layer: str, channel: int, classes: bool,
     with torch.no_grad():
         normalised = net.normalize(x)
         grey = net.normalize(torch.full((1, 3, 1, 1), fill, device=x.device))  # (1, 3, 1, 1)
-    bases = inc.base_maps(path, normalised)
     at = [s.name for s in path].index(layer)
     plane = bases[at][0, channel]
     unoccluded = float(plane.double().sum())
+    only = None if classes else channel  # without a classifier only this map of the layer is needed
 
     def partial(batch: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
         kept, last = inc.occluded_regions(path, bases, normalised, inc.squares(normalised, grey, batch, window),
-                                          layer)
-        total = unoccluded - inc.region_sums(plane, kept) + kept.values[:, channel].double().sum(dim=(1, 2))
+                                          layer, only)
+        values = kept.values[:, channel if kept.values.shape[1] > 1 else 0]
+        total = unoccluded - inc.region_sums(plane, kept) + values.double().sum(dim=(1, 2))
         if not classes:
             return total.float(), torch.empty(0, 0)
-        was_training = net.training
-        net.eval()
-        try:
-            with torch.no_grad():
-                return total.float(), net.head(inc.paste(bases[-1], last))
-        finally:
-            net.train(was_training)
+        return total.float(), _head(net, inc.paste(bases[-1], last))
 
     return partial
+
+
+def _head(net: Network, features: Tensor) -> Tensor:
+    """The classifier's logits for the last maps, in eval mode (dropout off); the caller's mode comes back."""
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            return net.head(features)
+    finally:
+        net.train(was_training)
 
 
 def _evaluate(net: Network, x: Tensor, layer: str, channel: int, classes: bool) -> tuple[Tensor, Tensor]:

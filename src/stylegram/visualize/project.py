@@ -87,6 +87,13 @@ def project(net: Network, image: Tensor, layer: str, channel: int | None = None,
     """
     rule = check_rule(rule)
     path, rec = forward_record(net, image, layer)
+    return project_recorded(net, path, rec, image.shape[-2:], channel, rule, position)
+
+
+def project_recorded(net: Network, path: list[Step], rec: Recording, image_hw: Sequence[int],
+                     channel: int | None = None, rule: Rule = "deconvnet",
+                     position: tuple[int, int] | None = None) -> Projection:
+    """:func:`project` from a recording of the image through ``path`` (the steps up to the layer) already made."""
     assert rec.features is not None
     feats = rec.features[0]  # (C, h, w)
     c = int(feats.flatten(1).amax(1).argmax()) if channel is None else _check_channel(channel, feats.shape[0])
@@ -95,8 +102,8 @@ def project(net: Network, image: Tensor, layer: str, channel: int | None = None,
         position = (flat // feats.shape[-1], flat % feats.shape[-1])
     y, x = position
     if not (0 <= y < feats.shape[1] and 0 <= x < feats.shape[2]):
-        raise UsageError(f"position {y},{x} is outside {layer}'s {feats.shape[1]}×{feats.shape[2]} map")
-    return project_units(net, path, rec, [(c, y, x)], rule, image.shape[-2:])[0]
+        raise UsageError(f"position {y},{x} is outside {path[-1].name}'s {feats.shape[1]}×{feats.shape[2]} map")
+    return project_units(net, path, rec, [(c, y, x)], rule, image_hw)[0]
 
 
 def _check_channel(channel: int, count: int) -> int:
