@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_sr.py --model sr4-pixel.safetensors [--model sr4-feature.safetensors]
                                             [--sets Set5 Set14 BSD100] [--no-speed] [--threads N]
+                                            [--tiled 4000x3000 --max-memory 4GB [--only-tiled]]
 
 Printed:
 
@@ -16,6 +17,9 @@ Printed:
   for PyTorch's bicubic interpolation: median ms, ms per output megapixel, the ratio to bicubic, and the model's
   FLOPs (2·C_in·k²·C_out per output pixel of every convolution, transposed ones included) against the float32
   matrix-multiply peak measured first in this run: floor ms and latency ÷ floor.
+
+* with ``--tiled WxH``: ``stylegram upscale`` of a WxH photo under ``--max-memory`` in a child process, its
+  time and its peak resident memory against the budget.
 
 Run by hand; never in CI. The feature distance needs the offline VGG16 (``vgg16-caffe``, from the pinned wheel).
 """
@@ -119,6 +123,43 @@ def print_speed(models: dict[str, FastStyleModel], scale: int, side: int = 256) 
               f"{floor * 1e3:9.1f} {t / floor:8.2f}")
 
 
+def print_tiled(model: str, size: str, budget: str) -> None:
+    """``stylegram upscale`` in child processes on a WxH photo (scikit-image's astronaut, enlarged) with
+    ``--max-memory``: wall time, output size and the child's peak resident memory, beside that of the same
+    command on a 32×24 photo (the fixed cost of Python, torch and the model), so that the difference is what
+    the image needed, to set against the budget."""
+    import resource
+    import subprocess
+    import tempfile
+    import time
+
+    from PIL import Image
+    from skimage import data
+
+    from stylegram.core.units import parse_size
+
+    w, h = (int(v) for v in size.lower().split("x"))
+    peaks: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in ((32, 24), (w, h)):  # the small one first: ru_maxrss of the children is a running maximum
+            src, dst = Path(tmp) / "in.png", Path(tmp) / "out.png"
+            Image.fromarray(data.astronaut()).resize(side, Image.Resampling.BICUBIC).save(src)
+            t = time.perf_counter()
+            run = subprocess.run([sys.executable, "-m", "stylegram", "upscale", str(src), "-o", str(dst), "--model",
+                                  model, "--max-memory", budget], capture_output=True, text=True)
+            elapsed = time.perf_counter() - t
+            peaks.append(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 2**30)  # kB on Linux
+            if run.returncode != 0:
+                print(f"tiled {side[0]}×{side[1]}: refused or failed ({run.returncode}): {run.stderr.strip()[-300:]}")
+                return
+        with Image.open(dst) as out:
+            out_size = out.size
+    print(f"tiled: {w}×{h} → {out_size[0]}×{out_size[1]} with --max-memory {budget} "
+          f"({parse_size(budget) / 2**30:.2f} GiB): {elapsed:.0f} s, peak resident memory {peaks[1]:.2f} GiB, of "
+          f"which {peaks[0]:.2f} GiB is the process itself (a 32×24 input): {peaks[1] - peaks[0]:.2f} GiB for the "
+          f"image")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", default=[], help="a super-resolution model file (repeat for two)")
@@ -127,6 +168,9 @@ def main() -> None:
     p.add_argument("--no-match-histogram", action="store_true", help="score the raw network outputs")
     p.add_argument("--no-speed", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--tiled", metavar="WxH", help="also upscale a WxH photo in a child process (e.g. 4000x3000)")
+    p.add_argument("--max-memory", default="4GB", help="the --tiled run's budget (default 4GB)")
+    p.add_argument("--only-tiled", action="store_true", help="skip the quality and speed parts")
     ns = p.parse_args()
     if ns.threads:
         torch.set_num_threads(ns.threads)
@@ -136,6 +180,10 @@ def main() -> None:
     for name, m in models.items():
         print(f"{name}: {m.info.architecture} ×{m.scale}, width {m.info.width:g}, {m.info.blocks} blocks, "
               f"loss {losses[name]}, {m.info.iterations} iterations")
+    if ns.tiled:
+        print_tiled(ns.model[0] if ns.model else "sr4", ns.tiled, ns.max_memory)
+    if ns.only_tiled:
+        return
     for folder in [None, *ns.sets]:
         report = quality(ns.model, folder, options)
         print_quality(report)
