@@ -14,12 +14,13 @@ from PIL import Image
 
 from stylegram.cli.main import main
 from stylegram.core import images
+from stylegram.core.units import parse_size
 from stylegram.feedforward.apply import ApplyJob, ApplyOptions
 from stylegram.feedforward.export import OnnxStyleModel, export_onnx
 from stylegram.feedforward.imaging import degrade, gaussian_kernel, match_histogram
 from stylegram.feedforward.model import ModelInfo, load_model, save_model
 from stylegram.feedforward.superres import SuperResOptions, train_superres
-from stylegram.feedforward.tiles import boxes, largest_core, parse_size, peak_bytes, run_tiled
+from stylegram.feedforward.tiles import boxes, largest_core, peak_bytes, run_tiled
 from stylegram.nets.superres import SuperResNet, for_inference
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -33,11 +33,12 @@ from stylegram.core.events import OnStep, StepEvent
 from stylegram.core.images import ImageError, longest_side_shape
 from stylegram.core.options import Options, option
 from stylegram.core.record import describe_file, new_record
+from stylegram.core.units import parse_size
 from stylegram.core.video import VIDEO_EXTENSIONS, VideoError, VideoResult, is_video, stylize_video
 from stylegram.feedforward import tiles
 from stylegram.feedforward.data import EXTENSIONS
 from stylegram.feedforward.model import FastStyleModel, ModelInfo, load_model
-from stylegram.feedforward.tiles import FLOAT, parse_size
+from stylegram.feedforward.tiles import FLOAT
 
 MAX_SIZE = 16384
 # The video encoders this build uses (H.264, else MPEG-4 part 2) cannot go into a WebM container, which takes

@@ -14,9 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from stylegram.core.units import parse_size
-
-__all__ = ["FLOAT", "boxes", "largest_core", "parse_size", "peak_bytes", "run_tiled"]
+__all__ = ["FLOAT", "boxes", "largest_core", "peak_bytes", "run_tiled"]
 
 FLOAT = 4  # bytes
 

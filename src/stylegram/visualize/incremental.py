@@ -48,16 +48,6 @@ class Region:
     values: Tensor  # (B, C, height, width)
 
 
-def base_maps(path: Sequence[Step], x: Tensor) -> list[Tensor]:
-    """Every step's output for the unoccluded (normalised) input ``x`` (1, C, H, W)."""
-    out, h = [], x
-    with torch.no_grad():
-        for step in path:
-            h = run_step(step, h)
-            out.append(h)
-    return out
-
-
 def _grow(step: Step, region: Region, size: tuple[int, int]) -> tuple[Tensor, Tensor, int, int]:
     """The output region of ``step`` that can see ``region``: its top-left corners and one size."""
     k, s, p = step.geometry
@@ -144,7 +134,8 @@ def occluded_regions(path: Sequence[Step], bases: Sequence[Tensor], x: Tensor, r
                      keep: str, channel: int | None = None) -> tuple[Region, Region]:
     """The recomputed regions at layer ``keep`` and at the last of ``path``, from the occluders' input
     ``region`` (:func:`squares`); ``x`` is the normalised unoccluded input (1, 3, H, W) and ``bases`` are
-    :func:`base_maps` of ``x``. With ``channel``, only that channel of the last maps is wanted: from the last
+    every step's output for ``x`` (one recorded pass of the
+    unoccluded image). With ``channel``, only that channel of the last maps is wanted: from the last
     convolution on (:func:`channel_tail`) the regions hold it alone, one channel instead of all."""
     tail = channel_tail(path) if channel is not None else len(path)
     kept, below = region, x

@@ -196,14 +196,9 @@ def _head(net: Network, features: Tensor) -> Tensor:
 
 def _evaluate(net: Network, x: Tensor, layer: str, channel: int, classes: bool) -> tuple[Tensor, Tensor]:
     """Total activation of ``channel`` of ``layer`` per image (B,), and the logits (B, classes) when wanted."""
-    was_training = net.training
-    net.eval()  # dropout off for the classifier; the caller's mode comes back in finally
-    try:
-        with torch.no_grad():
-            if not classes:
-                return net(x, [layer])[layer][:, channel].sum(dim=(1, 2)), torch.empty(0, 0)
-            last = steps(net)[-1].name
-            feats = net(x, [layer, last])
-            return feats[layer][:, channel].sum(dim=(1, 2)), net.head(feats[last])
-    finally:
-        net.train(was_training)
+    with torch.no_grad():
+        if not classes:
+            return net(x, [layer])[layer][:, channel].sum(dim=(1, 2)), torch.empty(0, 0)
+        last = steps(net)[-1].name
+        feats = net(x, [layer, last])  # the features have no dropout; the head runs in eval mode
+        return feats[layer][:, channel].sum(dim=(1, 2)), _head(net, feats[last])
