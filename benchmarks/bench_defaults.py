@@ -170,6 +170,8 @@ def main() -> None:
     ap.add_argument("--reuse-ours", action="store_true", help="keep stylegram's outputs (and times) already in --out "
                     "under --tag")
     ap.add_argument("--peer-only", action="store_true", help="run (or reuse) the peer's outputs and stop")
+    ap.add_argument("--ours-only", action="store_true", help="run (or reuse) stylegram's outputs only; score a pair "
+                    "only when the peer's output is already there (so the two can run side by side, one core each)")
     ap.add_argument("--ours", default="", help="extra stylize flags (a sweep; empty: the defaults)")
     ap.add_argument("--tag", default="ours", help="name of stylegram's outputs in --out")
     ap.add_argument("--figure", type=Path, default=None, help="side-by-side figure of the pairs")
@@ -192,7 +194,7 @@ def main() -> None:
         content = next(root.glob(f"{photo}.*"))
         style = next(root.glob(f"{painting}.*"))
         peer_out = out / f"peer_{photo}_{painting}.png"
-        if not (args.reuse_peer and peer_out.exists() and pair in peer_times):
+        if not args.ours_only and not (args.reuse_peer and peer_out.exists() and pair in peer_times):
             peer_times[pair] = run_peer(args.peer.resolve(), content, style, peer_out, model, out / "shim",
                                         args.size, args.peer_iterations)
             times_file.write_text(json.dumps(peer_times, indent=1))
@@ -204,6 +206,11 @@ def main() -> None:
             ours_times[pair] = run_ours(content, style, ours_out, args.size, args.ours.split())
             ours_file.write_text(json.dumps(ours_times, indent=1))
         ours_time = ours_times[pair]
+        if args.ours_only:
+            peer_times = json.loads(times_file.read_text()) if times_file.exists() else {}
+            if not (peer_out.exists() and pair in peer_times):
+                print(f"{pair:36s} stylegram {ours_time:.0f} s (no peer output yet)", flush=True)
+                continue
         a, b = score(evaluator, ours_out, content, style), score(evaluator, peer_out, content, style)
         rows.append((pair, a, b, ours_time, peer_times[pair]))
         print(f"{pair:36s} style {a['style']:.3g} / {b['style']:.3g} = {a['style'] / b['style']:.2f}   "

@@ -17,7 +17,7 @@ from stylegram.core import images
 from stylegram.core.units import parse_size
 from stylegram.feedforward.apply import ApplyJob, ApplyOptions
 from stylegram.feedforward.export import OnnxStyleModel, export_onnx
-from stylegram.feedforward.imaging import degrade, gaussian_kernel, match_histogram
+from stylegram.feedforward.imaging import LevelCanvas, degrade, gaussian_kernel, match_histogram
 from stylegram.feedforward.model import ModelInfo, load_model, save_model
 from stylegram.feedforward.superres import SuperResOptions, train_superres
 from stylegram.feedforward.tiles import boxes, largest_core, peak_bytes, run_tiled
@@ -157,6 +157,36 @@ def test_tiles_with_margins_equal_the_untiled_result(upsample: str) -> None:
     assert len(boxes(37, 29, 10)) == 12
 
 
+@pytest.mark.parametrize("matched", [False, True])
+def test_an_8_bit_canvas_of_pieces_equals_the_whole_image_rounded(matched: bool) -> None:
+    gen = torch.Generator().manual_seed(5)
+    y = torch.rand(2, 3, 40, 36, generator=gen) * 1.2 - 0.1  # some values outside [0, 1], as a network gives
+    ref = torch.rand(2, 3, 10, 9, generator=gen) * 0.6 + 0.2
+    canvas = LevelCanvas(2, 40, 36, ref if matched else None)
+    for top, left in [(0, 0), (0, 20), (24, 0), (24, 20)]:  # uneven pieces
+        canvas.put(y[:, :, top : top + 24 if top == 0 else 40, left : left + 20 if left == 0 else 36], top, left)
+    whole = match_histogram(y, ref) if matched else y
+    want = images.levels(whole).permute(0, 2, 3, 1)
+    got = canvas.finish()
+    assert got.dtype == torch.uint8 and got.shape == (2, 40, 36, 3)
+    assert torch.equal(got, want)
+    assert canvas.index is None  # the bin indices are released once mapped
+
+
+def test_stylize_levels_in_tiles_equals_the_untiled_float_path(tmp_path: Path) -> None:
+    net = _trained_looking(SuperResNet(4, width=0.25, blocks=1))
+    model = load_model(save_model(net, tmp_path / "sr.safetensors", _sr_info(net)))
+    x = torch.rand(1, 3, 33, 27, generator=torch.Generator().manual_seed(6))
+    for matched in (False, True):
+        want = np.asarray(images.to_pil(model.stylize_tensor(x, match_histogram=matched)), int)
+        whole = model.stylize_levels(x, match_histogram=matched).numpy().astype(int)
+        tiled = model.stylize_levels(x, match_histogram=matched, tile=9)[0].numpy().astype(int)
+        assert np.array_equal(whole[0], want)  # one tile: the same bytes as the float path
+        assert np.abs(tiled - want).max() <= 1 and (tiled != want).mean() < 0.001  # float rounding at most
+    pil = model.stylize(images.to_pil(x), tile=9)
+    assert pil.size == (108, 132)
+
+
 def test_memory_plan_and_sizes() -> None:
     assert parse_size("2GB") == 2_000_000_000 and parse_size("1.5GiB") == 3 * 2**29 and parse_size("512mb") == 512e6
     for bad in ("", "lots", "-1GB", "0"):
@@ -235,7 +265,7 @@ def test_upscale_writes_a_larger_image_in_tiles_equal_to_untiled(tmp_path: Path)
     photo = tmp_path / "p.png"
     Image.fromarray(np.random.default_rng(4).integers(0, 255, (30, 41, 3), dtype=np.uint8)).save(photo)
     assert main(["upscale", str(photo), "-o", str(tmp_path / "a.png"), "--model", str(path), "--quiet"]) == 0
-    job = ApplyJob(path, [photo], tmp_path / "b.png", ApplyOptions(max_memory="4.5MB"), device="cpu")
+    job = ApplyJob(path, [photo], tmp_path / "b.png", ApplyOptions(max_memory="5MB"), device="cpu")
     assert 0 < job.tile_core(30, 41) < 41  # the budget asks for tiles
     job.run()
     a, b = (np.asarray(Image.open(tmp_path / n), int) for n in ("a.png", "b.png"))

@@ -12,7 +12,6 @@ file. :func:`atomic_write_bytes` and :func:`atomic_write_text` are that primitiv
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
@@ -28,7 +27,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from stylegram.core.atomic import atomic_write_bytes, atomic_write_text, check_writable
+from stylegram.core.atomic import atomic_open, atomic_write_bytes, atomic_write_text, check_writable
 from stylegram.core.errors import ImageError, UsageError
 from stylegram.core.resize import center_square, longest_side_shape, resize_longest, resize_to
 
@@ -39,6 +38,8 @@ __all__ = [
     "atomic_write_text",
     "center_square",
     "check_output",
+    "from_levels",
+    "levels",
     "load_image",
     "longest_side_shape",
     "read_metadata",
@@ -268,8 +269,20 @@ def to_pil(t: torch.Tensor) -> Image.Image:
     if not t.is_floating_point():
         raise ImageError(f"expected a floating-point tensor with values in [0, 1], got {t.dtype}")
     chw = t.detach().to(device="cpu", dtype=torch.float32)
-    levels = torch.nan_to_num(chw, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
-    return Image.fromarray(levels.permute(1, 2, 0).contiguous().numpy())  # (H, W, 3) uint8 -> RGB
+    return from_levels(levels(chw).permute(1, 2, 0))
+
+
+def levels(t: torch.Tensor) -> torch.Tensor:
+    """Float values in [0, 1] as 8-bit levels: clamped, NaN as 0, rounded (the one rounding every saved image
+    gets); a new uint8 tensor of the same shape, on the same device."""
+    return torch.nan_to_num(t, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def from_levels(hwc: torch.Tensor) -> Image.Image:
+    """An (H, W, 3) uint8 tensor as an RGB image (one copy, into the image's own storage)."""
+    if hwc.dim() != 3 or hwc.shape[-1] != 3 or hwc.dtype != torch.uint8:
+        raise ImageError(f"expected an (H, W, 3) uint8 tensor, got {hwc.dtype} {tuple(hwc.shape)}")
+    return Image.fromarray(hwc.cpu().contiguous().numpy())
 
 
 # ------------------------------------------------------------------------------------------- writing
@@ -290,9 +303,8 @@ def save_image(
     if target.is_dir():
         raise ImageError(f"cannot save image '{name}': it is a directory")
     meta_json = _dump_metadata(name, metadata)
-    data = _encode(name, img, fmt, meta_json)
     try:
-        atomic_write_bytes(target, data)
+        _encode(target, name, img, fmt, meta_json)
         if fmt != "PNG":
             _write_sidecar(_sidecar_path(target), meta_json)
     except OSError as exc:
@@ -331,20 +343,20 @@ def _dump_metadata(name: str, metadata: Mapping[str, Any] | None) -> str | None:
         raise ImageError(f"cannot save image '{name}': {reason}") from exc
 
 
-def _encode(name: str, img: Image.Image, fmt: str, meta_json: str | None) -> bytes:
-    """The complete file in memory, so that nothing touches the disk unless encoding succeeded."""
+def _encode(target: Path, name: str, img: Image.Image, fmt: str, meta_json: str | None) -> None:
+    """Encode straight into a temporary file beside ``target`` that replaces it only once encoding succeeded
+    (streamed, so a very large image never needs its whole file in memory as well)."""
     options = dict(_SAVE_OPTIONS[fmt])
     if fmt == "PNG" and meta_json is not None:
         info = PngImagePlugin.PngInfo()
         info.add_text(_METADATA_KEY, meta_json)
         options["pnginfo"] = info
     storable = img if img.mode in _STORABLE_MODES[fmt] else _to_rgb(img)
-    buffer = io.BytesIO()
     try:
-        storable.save(buffer, format=fmt, **options)
-    except (OSError, ValueError, KeyError) as exc:
+        with atomic_open(target) as fh:
+            storable.save(fh, format=fmt, **options)
+    except (ValueError, KeyError) as exc:
         raise ImageError(f"cannot save image '{name}': {_reason(exc)}") from exc
-    return buffer.getvalue()
 
 
 def _sidecar_path(image_path: Path) -> Path:

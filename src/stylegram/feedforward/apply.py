@@ -27,7 +27,7 @@ from torch import Tensor
 
 from stylegram.core import images
 from stylegram.core.atomic import atomic_write_text, check_writable
-from stylegram.core.device import resolve_device
+from stylegram.core.device import resolve_device, return_freed_memory
 from stylegram.core.errors import UsageError
 from stylegram.core.events import OnStep, StepEvent
 from stylegram.core.images import ImageError, longest_side_shape
@@ -120,6 +120,8 @@ class ApplyJob:
         if o.original_colors and self.info.task != "style":
             raise UsageError("original-colors is for style models; this is a super-resolution model")
         self.budget = parse_size(o.max_memory) if o.max_memory is not None else None
+        if self.budget is not None:
+            return_freed_memory()
         self.skipped: list[tuple[str, str]] = []
         self.items = [i for i in items if not i.video] + [i for i in items if i.video]
         self.items = [i for i in self.items if self._usable(i)]
@@ -165,17 +167,29 @@ class ApplyJob:
                              f"for its {w * self.info.scale}×{h * self.info.scale} output alone, even in tiles")
 
     def tile_core(self, h: int, w: int) -> int | None:
-        """The tile core for an h × w super-resolution input within the budget (0: the whole image fits)."""
+        """The tile core for an h × w super-resolution input within the budget (0: the whole image at once);
+        None when even the smallest tiles do not fit.
+
+        Held besides the tiles' activations (:func:`~stylegram.feedforward.tiles.peak_bytes`): the decoded
+        input and its float tensor, and the output as :class:`~stylegram.feedforward.imaging.LevelCanvas` keeps
+        it (3 bytes per output pixel, 6 with histogram matching); afterwards, with histogram matching, the bin
+        index and the 8-bit output together (9), and while saving, the 8-bit output and the image's own copy
+        (3 + 4: Pillow keeps RGB in 4 bytes).
+        """
         if self.budget is None or self._net is None:
             return 0
         s, net = self.info.scale, self._net.net
         c = int(getattr(net.get_submodule("head.conv"), "out_channels"))  # noqa: B009  (a Conv2d's)
-        # Alive besides the tile's activations: the input, the float output and to_pil's copies of it.
-        fixed = FLOAT * 3 * h * w * (1 + 3 * s * s)
-        if fixed + tiles.peak_bytes(h, w, s, c) <= self.budget:
+        pixels = h * w * s * s
+        inp = (FLOAT * 3 + 4) * h * w
+        held = (6 if self.options.match_histogram else 3) * pixels
+        after = (9 if self.options.match_histogram else 3) * pixels
+        if inp + max(after, 7 * pixels) > self.budget:
+            return None
+        if inp + held + tiles.peak_bytes(h, w, s, c) <= self.budget:
             return 0
         reach = int(getattr(net, "margin")())  # noqa: B009  (a super-resolution network's)
-        return tiles.largest_core(self.budget, s, c, reach, fixed, h, w)
+        return tiles.largest_core(self.budget, s, c, reach, inp + held, h, w)
 
     # ------------------------------------------------------------------------------------------ running
 
@@ -190,7 +204,8 @@ class ApplyJob:
             outputs = self._run(torch.cat([x for _, x in group]))
             for k, (item, _) in enumerate(group):
                 meta = {**self.record, "input": item.source.name}
-                images.save_image(images.to_pil(outputs[k : k + 1]), item.target, meta)
+                images.save_image(images.from_levels(outputs[k]), item.target, meta)
+            del outputs
             result.images += len(group)
             event = StepEvent(result.images, len(stills), {}, time.perf_counter() - t0, 0, stages)
             if on_step is not None and on_step(event):
@@ -206,16 +221,19 @@ class ApplyJob:
         return result
 
     def _run(self, x: Tensor) -> Tensor:
-        """The model on a batch of one size, in tiles when the budget asks for them."""
-        core = self.tile_core(*x.shape[-2:]) if self.info.task == "superres" else 0
-        if not core or self._net is None:
-            return self._forward(x)
-        return self._net.stylize_tensor(x, match_histogram=self.options.match_histogram, tile=core)
+        """The model on a batch of one size → (B, H', W', 3) uint8; a super-resolution model (torch backend) in
+        tiles when the budget asks for them, into an 8-bit canvas."""
+        if self._net is None or self.info.task != "superres":
+            return images.levels(self._forward(x)).permute(0, 2, 3, 1)
+        core = self.tile_core(*x.shape[-2:])
+        return self._net.stylize_levels(x, match_histogram=self.options.match_histogram, tile=core or 0)
 
     def _groups(self, items: list[Item], result: ApplyResult) -> Iterator[list[tuple[Item, Tensor]]]:
         """Consecutive images of one size, up to ``batch_size``, with their (1, 3, H, W) tensors."""
         group: list[tuple[Item, Tensor]] = []
         size = self.options.size
+        # --max-memory is the budget of one image: super-resolution under a budget runs image by image.
+        batch = 1 if self.budget is not None and self.info.task == "superres" else self.options.batch_size
         for item in items:
             try:
                 img = images.load_image(item.source)
@@ -228,7 +246,7 @@ class ApplyJob:
             if min(x.shape[-2:]) < self.info.arch.min_side:  # EXIF rotation cannot change this, but be safe
                 result.skipped.append((os.fspath(item.source), "too small for the network"))
                 continue
-            if group and (x.shape != group[0][1].shape or len(group) >= self.options.batch_size):
+            if group and (x.shape != group[0][1].shape or len(group) >= batch):
                 yield group
                 group = []
             group.append((item, x))

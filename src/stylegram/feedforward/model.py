@@ -252,8 +252,8 @@ class FastStyleModel:
         ``scale`` times larger). See :meth:`stylize_tensor` for the options."""
         if isinstance(image, Image.Image):
             picture = images.resize_longest(image, size) if size else image
-            return images.to_pil(self.stylize_tensor(images.to_tensor(picture), original_colors=original_colors,
-                                                     match_histogram=match_histogram, tile=tile))
+            return images.from_levels(self.stylize_levels(images.to_tensor(picture), original_colors=original_colors,
+                                                          match_histogram=match_histogram, tile=tile)[0])
         if not isinstance(image, Tensor):
             raise TypeError(f"expected a PIL image or a (B, 3, H, W) tensor, got {type(image).__name__}")
         x = image
@@ -292,6 +292,41 @@ class FastStyleModel:
 
                 y = matched(y.float(), inp)
         return y.to(x.device, x.dtype)
+
+    def stylize_levels(self, x: Tensor, *, original_colors: bool = False, match_histogram: bool = True,
+                       tile: int = 0) -> Tensor:
+        """(B, 3, H, W) in [0, 1] → (B, s·H, s·W, 3) uint8 on the CPU: the 8-bit image that
+        ``images.levels(stylize_tensor(x))`` gives, with the same options, ready for
+        :func:`stylegram.core.images.from_levels`.
+
+        For a super-resolution model the output is assembled tile by tile (one tile when ``tile`` is 0) in a
+        :class:`~stylegram.feedforward.imaging.LevelCanvas`, so besides one tile's activations only the 8-bit
+        output is held (and, with histogram matching, a 2-byte bin index per output value): a float copy of a
+        large output, 12 bytes a pixel, is never made.
+        """
+        if self.info.task != "superres":
+            y = self.stylize_tensor(x, original_colors=original_colors, match_histogram=match_histogram)
+            return images.levels(y).permute(0, 2, 3, 1).cpu().contiguous()
+        if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
+            raise ValueError(f"expected a float RGB batch (B, 3, H, W), got {x.dtype} {tuple(x.shape)}")
+        from stylegram.feedforward.imaging import LevelCanvas
+        from stylegram.feedforward.tiles import pieces
+
+        def forward(t: Tensor) -> Tensor:
+            with self._arithmetic():
+                y: Tensor = self.runner(t)
+            return y
+
+        with torch.inference_mode():
+            inp = x.to(self.device, torch.float32)
+            b, _, h, w = inp.shape
+            s = self.scale
+            canvas = LevelCanvas(b, h * s, w * s, inp if match_histogram else None)
+            core = tile if tile and max(h, w) > tile else max(h, w)
+            reach = int(getattr(self.runner, "margin")())  # noqa: B009  (only SR nets have it)
+            for top, left, piece in pieces(forward, inp, s, core, reach):
+                canvas.put(piece.float(), top, left)
+            return canvas.finish()
 
     @property
     def scale(self) -> int:

@@ -9,12 +9,14 @@ image border a tile's edge is the image's edge, so the padding there is the same
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
 
-__all__ = ["FLOAT", "boxes", "largest_core", "peak_bytes", "run_tiled"]
+from stylegram.core.images import levels
+
+__all__ = ["FLOAT", "boxes", "largest_core", "peak_bytes", "pieces", "run_tiled"]
 
 FLOAT = 4  # bytes
 
@@ -26,6 +28,18 @@ def boxes(height: int, width: int, core: int) -> list[tuple[int, int, int, int]]
     return [(t, s, b, e) for t, b in rows for s, e in cols]
 
 
+def pieces(forward: Callable[[Tensor], Tensor], x: Tensor, scale: int, core: int, margin: int
+           ) -> Iterator[tuple[int, int, Tensor]]:
+    """``forward`` over (B, 3, H, W) in tiles: (top, left, piece) for each core's part of the (B, 3, sH, sW)
+    output (s = ``scale``), its top-left corner in output pixels; the pieces tile the output, rows first."""
+    _, _, h, w = x.shape
+    for top, left, bottom, right in boxes(h, w, core):
+        t, s = max(0, top - margin), max(0, left - margin)
+        y = forward(x[:, :, t : min(h, bottom + margin), s : min(w, right + margin)])
+        yield top * scale, left * scale, y[:, :, (top - t) * scale : (bottom - t) * scale,
+                                           (left - s) * scale : (right - s) * scale]
+
+
 def run_tiled(forward: Callable[[Tensor], Tensor], x: Tensor, scale: int, core: int, margin: int,
               out: Tensor | None = None) -> Tensor:
     """``forward`` over (B, 3, H, W) in tiles → (B, 3, scale·H, scale·W). ``out`` (a (B, 3, sH, sW) tensor, e.g.
@@ -33,25 +47,25 @@ def run_tiled(forward: Callable[[Tensor], Tensor], x: Tensor, scale: int, core: 
     b, _, h, w = x.shape
     if out is None:
         out = torch.empty(b, 3, h * scale, w * scale, dtype=x.dtype, device=x.device)
-    for top, left, bottom, right in boxes(h, w, core):
-        t, s = max(0, top - margin), max(0, left - margin)
-        y = forward(x[:, :, t : min(h, bottom + margin), s : min(w, right + margin)])
-        piece = y[:, :, (top - t) * scale : (bottom - t) * scale, (left - s) * scale : (right - s) * scale]
+    for top, left, piece in pieces(forward, x, scale, core, margin):
         if out.dtype == torch.uint8:  # the rounding of stylegram.core.images.to_pil, tile by tile
-            piece = torch.nan_to_num(piece, nan=0.0).clamp(0, 1).mul(255).round().to(torch.uint8)
-        out[:, :, top * scale : bottom * scale, left * scale : right * scale] = piece.to(out.device)
+            piece = levels(piece)
+        out[:, :, top : top + piece.shape[-2], left : left + piece.shape[-1]] = piece.to(out.device)
     return out
 
 
 def peak_bytes(height: int, width: int, scale: int, channels: int) -> int:
-    """Estimated peak memory of one untiled forward of a super-resolution network on a height × width input.
+    """Estimated peak memory of one forward of the inference form of a super-resolution network
+    (:class:`stylegram.nets.superres.FastSuperRes`) on a height × width input.
 
-    The largest moment is the last ×2 layer and the output convolution at full resolution: that layer's
-    activation and its padded copy (2·C channels), the 3-channel residual, the bicubic base and the sum; plus
-    the half-resolution activation still alive (C channels at a quarter of the pixels).
+    The largest moment is the last layer at full resolution: its C-channel input, the reflection-padded
+    copy, the pixel-unshuffled copy and the convolution library's reordered copy of that (4·C values a pixel),
+    with the bicubic base and the convolution's output (6). Measured with oneDNN on this CPU: 4.3–4.5·C + 6–10
+    (C 32 and 64, both upsamplings, tiles of 200–400 pixels), so the estimate is 4.5·C + 12 values a pixel;
+    ``benchmarks/bench_sr.py --tiled`` checks a whole run against its budget.
     """
     full = height * width * scale * scale
-    return int(FLOAT * (full * (2 * channels + 9) + full // 4 * channels * 2))
+    return int(FLOAT * full * (4.5 * channels + 12))
 
 
 def largest_core(budget: int, scale: int, channels: int, margin: int, fixed: int,
