@@ -8,7 +8,8 @@ Normalize, ToPILImage); torchvision does not import beside this torch, so the sc
 into its output folder and puts it first on the peer's PYTHONPATH. Both programs get the offline Caffe VGG16
 (``vgg16-caffe``): the peer as a torchvision-layout ``.pth`` written into the checkout's ``models/`` (its loader
 needs "vgg"/"16" in the path, and ``-disable_check`` for a file without the classifier), in the same BGR 0–255
-mean-subtracted input space. Each runs as its own process on the same machine, one after the other, at its own
+mean-subtracted input space. Each runs as its own process on the same machine, one after the other (or, with
+``--peer-only`` and ``--ours-only`` in two processes at one thread each, side by side, one core each), at its own
 defaults (the peer's: content weight 5, style weight 100, TV 1e-3, max pooling, random start, 1000 L-BFGS
 iterations; only ``-gpu c`` and the model file are given), and the wall time of the whole process is measured.
 
@@ -158,6 +159,15 @@ def score(vgg: VGG, output: Path, content: Path, style: Path) -> dict[str, float
     return {"style": style_loss, "content": content_loss, "tv": tv}
 
 
+def _merged(file: Path, pair: str, seconds: float) -> dict[str, float]:
+    """``file``'s times with ``pair``'s set, written back: read again first, so that runs side by side (two
+    peer pairs on two cores) do not overwrite each other's entries."""
+    times: dict[str, float] = json.loads(file.read_text()) if file.exists() else {}
+    times[pair] = seconds
+    file.write_text(json.dumps(times, indent=1))
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--peer", type=Path, required=True, help="a checkout of neural-style-pt")
@@ -197,14 +207,14 @@ def main() -> None:
         if not args.ours_only and not (args.reuse_peer and peer_out.exists() and pair in peer_times):
             peer_times[pair] = run_peer(args.peer.resolve(), content, style, peer_out, model, out / "shim",
                                         args.size, args.peer_iterations)
-            times_file.write_text(json.dumps(peer_times, indent=1))
+            peer_times = _merged(times_file, pair, peer_times[pair])
         if args.peer_only:
             print(f"{pair:36s} neural-style-pt {peer_times[pair]:.0f} s", flush=True)
             continue
         ours_out = out / f"{args.tag}_{photo}_{painting}.png"
         if not (args.reuse_ours and ours_out.exists() and pair in ours_times):
             ours_times[pair] = run_ours(content, style, ours_out, args.size, args.ours.split())
-            ours_file.write_text(json.dumps(ours_times, indent=1))
+            ours_times = _merged(ours_file, pair, ours_times[pair])
         ours_time = ours_times[pair]
         if args.ours_only:
             peer_times = json.loads(times_file.read_text()) if times_file.exists() else {}

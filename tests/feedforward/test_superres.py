@@ -21,7 +21,7 @@ from stylegram.feedforward.imaging import LevelCanvas, degrade, gaussian_kernel,
 from stylegram.feedforward.model import ModelInfo, load_model, save_model
 from stylegram.feedforward.superres import SuperResOptions, train_superres
 from stylegram.feedforward.tiles import boxes, largest_core, peak_bytes, run_tiled
-from stylegram.nets.superres import SuperResNet, for_inference
+from stylegram.nets.superres import SuperResNet, for_inference, padded_phases
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -78,6 +78,18 @@ def test_the_inference_copy_computes_the_same_function(upsample: str, scale: int
     assert torch.equal(x, before) and fast.margin() == net.margin()
     assert not any(p.requires_grad for p in fast.parameters())
     assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules()) == (upsample == "transposed")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("h", "w", "pad"), [(6, 7, 4), (3, 5, 2), (9, 4, 6)])
+def test_padded_phases_equal_shuffle_pad_unshuffle(channels_last: bool, h: int, w: int, pad: int) -> None:
+    y = torch.rand(2, 8, h, w, generator=torch.Generator().manual_seed(h * w))
+    if channels_last:
+        y = y.contiguous(memory_format=torch.channels_last)
+    want = F.pixel_unshuffle(F.pad(F.pixel_shuffle(y, 2), (pad,) * 4, mode="reflect"), 2)
+    got = padded_phases(y, pad)
+    assert torch.equal(got, want)  # a copy, no arithmetic: exactly equal, borders and corners included
+    assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
 
 
 def test_paper_network_has_four_blocks_and_batch_norm() -> None:
@@ -265,7 +277,7 @@ def test_upscale_writes_a_larger_image_in_tiles_equal_to_untiled(tmp_path: Path)
     photo = tmp_path / "p.png"
     Image.fromarray(np.random.default_rng(4).integers(0, 255, (30, 41, 3), dtype=np.uint8)).save(photo)
     assert main(["upscale", str(photo), "-o", str(tmp_path / "a.png"), "--model", str(path), "--quiet"]) == 0
-    job = ApplyJob(path, [photo], tmp_path / "b.png", ApplyOptions(max_memory="5MB"), device="cpu")
+    job = ApplyJob(path, [photo], tmp_path / "b.png", ApplyOptions(max_memory="4MB"), device="cpu")
     assert 0 < job.tile_core(30, 41) < 41  # the budget asks for tiles
     job.run()
     a, b = (np.asarray(Image.open(tmp_path / n), int) for n in ("a.png", "b.png"))

@@ -186,10 +186,11 @@ class ApplyJob:
         after = (9 if self.options.match_histogram else 3) * pixels
         if inp + max(after, 7 * pixels) > self.budget:
             return None
-        if inp + held + tiles.peak_bytes(h, w, s, c) <= self.budget:
+        upsample = str(getattr(net, "upsample"))  # noqa: B009  (a super-resolution network's)
+        if inp + held + tiles.peak_bytes(h, w, s, c, upsample) <= self.budget:
             return 0
-        reach = int(getattr(net, "margin")())  # noqa: B009  (a super-resolution network's)
-        return tiles.largest_core(self.budget, s, c, reach, inp + held, h, w)
+        reach = int(getattr(net, "margin")())  # noqa: B009
+        return tiles.largest_core(self.budget, s, c, reach, inp + held, h, w, upsample)
 
     # ------------------------------------------------------------------------------------------ running
 

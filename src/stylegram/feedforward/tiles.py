@@ -54,29 +54,31 @@ def run_tiled(forward: Callable[[Tensor], Tensor], x: Tensor, scale: int, core: 
     return out
 
 
-def peak_bytes(height: int, width: int, scale: int, channels: int) -> int:
+def peak_bytes(height: int, width: int, scale: int, channels: int, upsample: str = "transposed") -> int:
     """Estimated peak memory of one forward of the inference form of a super-resolution network
     (:class:`stylegram.nets.superres.FastSuperRes`) on a height × width input.
 
-    The largest moment is the last layer at full resolution: its C-channel input, the reflection-padded
-    copy, the pixel-unshuffled copy and the convolution library's reordered copy of that (4·C values a pixel),
-    with the bicubic base and the convolution's output (6). Measured with oneDNN on this CPU: 4.3–4.5·C + 6–10
-    (C 32 and 64, both upsamplings, tiles of 200–400 pixels), so the estimate is 4.5·C + 12 values a pixel;
+    The largest moment is the last layer at full resolution (C channels, per output pixel): with transposed
+    ×2 layers, the last one's output still in phase form and its padded copy (2·C values), with the bicubic
+    base, the convolution's 16-channel phase output and the sum; with nearest upsampling, the upsampled map,
+    its padded and unshuffled copies (3·C). Measured with oneDNN on this CPU (C 32 and 64, tiles of 200–400
+    pixels): 2.3·C + 15 and 3.4·C + 5 values a pixel, so the estimates are 2.5·C + 16 and 3.5·C + 8;
     ``benchmarks/bench_sr.py --tiled`` checks a whole run against its budget.
     """
     full = height * width * scale * scale
-    return int(FLOAT * full * (4.5 * channels + 12))
+    per_pixel = 2.5 * channels + 16 if upsample == "transposed" else 3.5 * channels + 8
+    return int(FLOAT * full * per_pixel)
 
 
 def largest_core(budget: int, scale: int, channels: int, margin: int, fixed: int,
-                 height: int = 1 << 30, width: int = 1 << 30) -> int | None:
+                 height: int = 1 << 30, width: int = 1 << 30, upsample: str = "transposed") -> int | None:
     """The largest core side whose tiles (core + 2·margin, within a height × width image) fit in ``budget`` −
     ``fixed`` bytes; None if not even an 8-pixel core does."""
     room = budget - fixed
 
     def fits(core: int) -> bool:
         side = core + 2 * margin
-        return peak_bytes(min(side, height), min(side, width), scale, channels) <= room
+        return peak_bytes(min(side, height), min(side, width), scale, channels, upsample) <= room
 
     if not fits(8):
         return None
