@@ -16,8 +16,10 @@ iterations; only ``-gpu c`` and the model file are given), and the wall time of 
 The one evaluator scores every output at its own size against the content and style resized as stylegram
 does: the paper's style loss with equal layer weights (Σ_l ⅕ E_l over relu1_1 … relu5_1), the content loss at
 relu4_2 (mean squared feature difference), and the total variation (mean |neighbour difference| of the 8-bit
-image, 0–255), with average pooling. Printed per pair: the three values for both and the ratios
-stylegram / peer (all should be ≤ 1), and the wall time ratio (goal ≤ 0.5). ``--figure`` writes the pairs
+image, 0–255), with average pooling; and, for coloured fringes, the output's chroma gradient on the photo's
+strongest edges (:func:`fringe`). Printed per pair: the values for both and the ratios stylegram / peer (all
+should be ≤ 1), the wall time ratio (goal ≤ 0.5) and, where both were recorded, the CPU time ratio (steadier
+when the machine is shared). ``--figure`` writes the pairs
 side by side (content | style | stylegram | neural-style-pt).
 
 Run by hand; never in CI.
@@ -28,10 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -121,22 +125,28 @@ def peer_model(vgg: VGG, peer: Path) -> Path:
 
 
 def run_peer(peer: Path, content: Path, style: Path, output: Path, model: Path, shim: Path, size: int,
-             iterations: int) -> float:
+             iterations: int) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": f"{shim}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     cmd = [sys.executable, "neural_style.py", "-content_image", str(content), "-style_image", str(style),
            "-output_image", str(output), "-model_file", str(model.relative_to(peer)), "-gpu", "c", "-disable_check",
            "-image_size", str(size), "-num_iterations", str(iterations), "-print_iter", "0", "-save_iter", "0"]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=peer, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    return _timed(cmd, cwd=peer, env=env, stdout=subprocess.DEVNULL)
 
 
-def run_ours(content: Path, style: Path, output: Path, size: int, extra: list[str]) -> float:
+def run_ours(content: Path, style: Path, output: Path, size: int, extra: list[str]) -> tuple[float, float]:
     cmd = [sys.executable, "-m", "stylegram", "stylize", str(content), str(style), "-o", str(output),
            "--size", str(size), "--quiet", *extra]
+    return _timed(cmd, stderr=subprocess.DEVNULL)
+
+
+def _timed(cmd: list[str], **kwargs: Any) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, all threads) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    subprocess.run(cmd, check=True, **kwargs)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def score(vgg: VGG, output: Path, content: Path, style: Path) -> dict[str, float]:
@@ -156,7 +166,32 @@ def score(vgg: VGG, output: Path, content: Path, style: Path) -> dict[str, float
         q = (x * 255).round()
         tv = float(torch.cat([(q[..., 1:, :] - q[..., :-1, :]).abs().flatten(),
                               (q[..., :, 1:] - q[..., :, :-1]).abs().flatten()]).mean())
-    return {"style": style_loss, "content": content_loss, "tv": tv}
+    return {"style": style_loss, "content": content_loss, "tv": tv, "fringe": fringe(q, (c * 255).round())}
+
+
+def fringe(q: torch.Tensor, photo: torch.Tensor) -> float:
+    """Colour fringing at strong edges: the mean chroma gradient magnitude (BT.601 Cb, Cr in 0–255) of the
+    output ``q`` on the photo's strongest edges (the top 5 % of its luminance gradient, and their neighbours),
+    where a fringe, a thin line of colour that neither image has, shows; lower is cleaner."""
+
+    def grad(t: torch.Tensor) -> torch.Tensor:  # (…, H, W) → |∇t| on (…, H − 1, W − 1)
+        return torch.hypot(t[..., 1:, :-1] - t[..., :-1, :-1], t[..., :-1, 1:] - t[..., :-1, :-1])
+
+    r, g, b = photo[0]
+    edges = grad(0.299 * r + 0.587 * g + 0.114 * b)
+    mask = edges >= edges.flatten().quantile(0.95) if edges.numel() <= 1 << 24 else edges >= edges.mean()
+    mask = torch.nn.functional.max_pool2d(mask[None, None].float(), 3, 1, 1)[0, 0] > 0
+    r, g, b = q[0]
+    cb, cr = -0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b
+    chroma = torch.hypot(grad(cb), grad(cr))
+    return float(chroma[mask].mean())
+
+
+def _cpu_ratio(out: Path, tag: str, pair: str) -> str:
+    """``   CPU a s / b s = r`` when both runs' CPU times were recorded (runs made before that was, have none)."""
+    ours, peer = (json.loads(f.read_text()).get(pair) if f.exists() else None
+                  for f in (out / f"{tag}_cpu.json", out / "peer_cpu.json"))
+    return f"   CPU {ours:.0f} s / {peer:.0f} s = {ours / peer:.2f}" if ours and peer else ""
 
 
 def _merged(file: Path, pair: str, seconds: float) -> dict[str, float]:
@@ -205,16 +240,18 @@ def main() -> None:
         style = next(root.glob(f"{painting}.*"))
         peer_out = out / f"peer_{photo}_{painting}.png"
         if not args.ours_only and not (args.reuse_peer and peer_out.exists() and pair in peer_times):
-            peer_times[pair] = run_peer(args.peer.resolve(), content, style, peer_out, model, out / "shim",
-                                        args.size, args.peer_iterations)
-            peer_times = _merged(times_file, pair, peer_times[pair])
+            wall, cpu = run_peer(args.peer.resolve(), content, style, peer_out, model, out / "shim", args.size,
+                                 args.peer_iterations)
+            peer_times = _merged(times_file, pair, wall)
+            _merged(out / "peer_cpu.json", pair, cpu)
         if args.peer_only:
             print(f"{pair:36s} neural-style-pt {peer_times[pair]:.0f} s", flush=True)
             continue
         ours_out = out / f"{args.tag}_{photo}_{painting}.png"
         if not (args.reuse_ours and ours_out.exists() and pair in ours_times):
-            ours_times[pair] = run_ours(content, style, ours_out, args.size, args.ours.split())
-            ours_times = _merged(ours_file, pair, ours_times[pair])
+            wall, cpu = run_ours(content, style, ours_out, args.size, args.ours.split())
+            ours_times = _merged(ours_file, pair, wall)
+            _merged(out / f"{args.tag}_cpu.json", pair, cpu)
         ours_time = ours_times[pair]
         if args.ours_only:
             peer_times = json.loads(times_file.read_text()) if times_file.exists() else {}
@@ -226,7 +263,9 @@ def main() -> None:
         print(f"{pair:36s} style {a['style']:.3g} / {b['style']:.3g} = {a['style'] / b['style']:.2f}   "
               f"content {a['content']:.4g} / {b['content']:.4g} = {a['content'] / b['content']:.2f}   "
               f"TV {a['tv']:.2f} / {b['tv']:.2f} = {a['tv'] / b['tv']:.2f}   "
-              f"wall {ours_time:.0f} s / {peer_times[pair]:.0f} s = {ours_time / peer_times[pair]:.2f}", flush=True)
+              f"fringe {a['fringe']:.2f} / {b['fringe']:.2f} = {a['fringe'] / b['fringe']:.2f}   "
+              f"wall {ours_time:.0f} s / {peer_times[pair]:.0f} s = {ours_time / peer_times[pair]:.2f}"
+              f"{_cpu_ratio(out, args.tag, pair)}", flush=True)
         size = images.load_image(ours_out).size
         figure_rows.append([images.resize_to(images.load_image(content), size),
                             images.resize_longest(images.load_image(style), max(size)),
@@ -234,10 +273,10 @@ def main() -> None:
         labels.append(f"{photo} + {painting}")
     if not rows:
         return
-    worst = {k: max(r[1][k] / r[2][k] for r in rows) for k in ("style", "content", "tv")}
+    worst = {k: max(r[1][k] / r[2][k] for r in rows) for k in ("style", "content", "tv", "fringe")}
     wall = max(r[3] / r[4] for r in rows)
     print(f"worst ratio over {len(rows)} pairs (stylegram / neural-style-pt): style {worst['style']:.2f}, "
-          f"content {worst['content']:.2f}, TV {worst['tv']:.2f}, wall time {wall:.2f}")
+          f"content {worst['content']:.2f}, TV {worst['tv']:.2f}, fringe {worst['fringe']:.2f}, wall time {wall:.2f}")
     if args.figure is not None:
         fig = panel_grid(figure_rows, labels, ["content", "style", "stylegram (defaults)", "neural-style-pt"])
         images.save_image(fig.image, args.figure, {"benchmark": "bench_defaults", "pairs": args.pairs,
