@@ -39,7 +39,7 @@ def test_defaults_are_the_papers_layers() -> None:
     o = GatysOptions()
     assert o.content_layers == ("relu4_2",)
     assert o.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    assert o.pooling == "avg" and o.optimizer == "lbfgs" and o.tv_norm == "l2"
+    assert o.pooling == "max" and o.optimizer == "lbfgs" and o.tv_norm == "l1" and o.style_strength == 0.6
     paper = GatysOptions.from_preset("paper")
     assert paper.pooling == "avg" and paper.tv == 0.0 and paper.init == "noise"
 
@@ -56,7 +56,7 @@ def test_objective_is_alpha_content_plus_beta_style(random_vgg: VGG) -> None:
     s = sum(0.5 * losses.style_layer_loss(losses.gram_matrix(feats[k]), t.style[k]) for k in ("relu1_1", "relu2_1"))
     assert terms["content"].item() == pytest.approx(3.0 * c.item(), rel=1e-5)
     assert terms["style"].item() == pytest.approx(7.0 * float(s), rel=1e-5)
-    assert terms["tv"].item() == pytest.approx(0.5 * losses.total_variation(x).item(), rel=1e-5)
+    assert terms["tv"].item() == pytest.approx(0.5 * losses.total_variation(x, o.tv_norm).item(), rel=1e-5)
     assert terms["total"].item() == pytest.approx(sum(terms[k].item() for k in ("content", "style", "tv")), rel=1e-5)
 
 

@@ -60,8 +60,8 @@ def test_old_flags_still_set_alpha_beta_and_tv() -> None:
                                     "--content-weight", "2", "--tv-weight", "0", "--objective", "paper"])
     o = options_from(ns, GatysOptions())
     assert (o.content_weight, o.beta, o.tv, o.objective) == (2.0, 30.0, 0.0, "paper")
-    ns = build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--style-strength", "0.7"])
-    assert options_from(ns, GatysOptions()).beta == GatysOptions.from_preset("bold").beta == style_weight_for(0.7)
+    ns = build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--style-strength", "0.8"])
+    assert options_from(ns, GatysOptions()).beta == GatysOptions.from_preset("bold").beta == style_weight_for(0.8)
     assert set(PRESETS) == {"light", "balanced", "bold", "paper"}
 
 
@@ -94,7 +94,7 @@ def test_the_preset_flag_sets_the_base_and_other_flags_apply_on_top() -> None:
     ns = build_parser().parse_args(["stylize", "c.png", "s.png", "-o", "o.png", "--preset", "bold",
                                     "--tv-weight", "0.2"])
     o = options_from(ns, _base(ns, GatysOptions()))
-    assert (o.style_strength, o.tv) == (0.7, 0.2)
+    assert (o.style_strength, o.tv) == (0.8, 0.2)
     ns = build_parser().parse_args(["demo", "--preset", "paper"])
     o = options_from(ns, _base(ns, DEMO_DEFAULTS))
     expected = ("paper", "noise", DEMO_DEFAULTS.size, DEMO_DEFAULTS.iterations)

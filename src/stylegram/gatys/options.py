@@ -23,20 +23,20 @@ PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 # β on the relative objective runs from 10^LO at style strength 0 to 10^HI at strength 1 (log-linear, so that
-# equal steps of strength are equal ratios of β). Provisional, chosen by eye (on the demo β = 5 read as a light
-# touch and 24 as a painting); benchmarks/bench_defaults.py and sweep_defaults.py are to settle it.
-RELATIVE_LOG_BETA = (-0.32, 3.08)  # strength 0.3: β = 5, 0.5: 24, 0.7: 115
+# equal steps of strength are equal ratios of β). The default strength, 0.6, was chosen with
+# benchmarks/sweep_defaults.py and bench_defaults.py against neural-style-pt (README, Defaults).
+RELATIVE_LOG_BETA = (-0.32, 3.08)  # strength 0.4: β = 11, 0.6: 52, 0.8: 250
 RELATIVE_TV_WEIGHT = 0.1  # relative to the photo's own total variation
 PAPER_STYLE_WEIGHT = 1e3  # α/β = 1e-3, the ratio of the paper's Figure 2
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "light": {"style_strength": 0.3},
-    "balanced": {"style_strength": 0.5},
-    "bold": {"style_strength": 0.7},
+    "light": {"style_strength": 0.4},
+    "balanced": {"style_strength": 0.6},
+    "bold": {"style_strength": 0.8},
     # The paper's objective, layers, equal w_l, average pooling and white-noise start, unchanged.
     "paper": {"objective": "paper", "style_weight": PAPER_STYLE_WEIGHT, "tv_weight": 0.0, "init": "noise",
-              "pooling": "avg", "content_layers": PAPER_CONTENT_LAYERS, "style_layers": PAPER_STYLE_LAYERS,
-              "style_layer_weights": None},
+              "pooling": "avg", "tv_norm": "l2", "content_layers": PAPER_CONTENT_LAYERS,
+              "style_layers": PAPER_STYLE_LAYERS, "style_layer_weights": None},
 }
 
 
@@ -58,8 +58,8 @@ class GatysOptions(Options):
         "photo's total variation), so that one --style-strength gives the same balance at every size and for "
         "every painting; paper: the paper's L = α L_content + β L_style exactly")
     style_strength: float = option(
-        0.5, "how much style, 0 (the photo) to 1 (the painting): sets β on the relative objective; presets: light "
-        "0.3, balanced 0.5, bold 0.7", min=0, max=1)
+        0.6, "how much style, 0 (the photo) to 1 (the painting): sets β on the relative objective; presets: light "
+        "0.4, balanced 0.6, bold 0.8", min=0, max=1)
     content_weight: float = option(1.0, "α: weight of the content loss", min=0)
     style_weight: float | None = option(
         None, "β: weight of the style loss (default: from --style-strength, or 1000 with --objective paper); "
@@ -68,8 +68,8 @@ class GatysOptions(Options):
         None, "weight of the total-variation smoothness term (default: 0.1 on the relative objective, where it is "
         "relative to the photo's own; 0 with --objective paper)", min=0)
     tv_norm: Literal["l1", "l2"] = option(
-        "l2", "form of the total variation: l2 (squared differences) or l1 (absolute differences, smoothed at 0: "
-        "removes faint ripple, keeps edges)")
+        "l1", "form of the total variation: l1 (absolute differences, smoothed at 0: removes faint ripple, keeps "
+        "edges) or l2 (squared differences)")
     content_layers: tuple[str, ...] = option(PAPER_CONTENT_LAYERS, "VGG layers for the content loss")
     style_layers: tuple[str, ...] = option(PAPER_STYLE_LAYERS, "VGG layers for the style loss")
     style_layer_weights: tuple[float, ...] | None = option(
@@ -93,7 +93,8 @@ class GatysOptions(Options):
     optimizer: Literal["lbfgs", "adam"] = option("lbfgs", "optimiser: lbfgs or adam")
     learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)", above=0)
     pooling: Literal["avg", "max"] = option(
-        "avg", "pooling in VGG: avg (the paper's choice) or max (as the network was trained: bolder strokes)")
+        "max", "pooling in VGG: max (as the network was trained: strokes rather than ripple) or avg (the paper's "
+        "choice)")
     precision: Literal["auto", "float32", "bfloat16"] = option(
         "auto", "arithmetic of the VGG convolutions: float32, bfloat16, or auto (bfloat16 where the hardware "
         "has native bfloat16, else float32)")
