@@ -183,8 +183,8 @@ class ApplyJob:
         pixels = h * w * s * s
         inp = (FLOAT * 3 + 4) * h * w
         held = (6 if self.options.match_histogram else 3) * pixels
-        after = (9 if self.options.match_histogram else 3) * pixels
-        if inp + max(after, 7 * pixels) > self.budget:
+        after = (9 if self.options.match_histogram else 7) * pixels  # the larger of the two moments after tiles
+        if inp + after > self.budget:
             return None
         upsample = str(getattr(net, "upsample"))  # noqa: B009  (a super-resolution network's)
         if inp + held + tiles.peak_bytes(h, w, s, c, upsample) <= self.budget:
