@@ -164,8 +164,6 @@ def test_tiles_with_margins_equal_the_untiled_result(upsample: str) -> None:
     assert float((whole - whole.mean()).abs().mean()) > 0.01  # the network does something
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
     assert float((short - whole).abs().max()) > 1e-3  # too small a margin shows: the test can fail
-    as_bytes = run_tiled(net, x, 4, core=10, margin=net.margin(), out=torch.empty(1, 3, 148, 116, dtype=torch.uint8))
-    assert np.abs(np.asarray(images.to_pil(whole), int) - as_bytes[0].permute(1, 2, 0).numpy()).max() <= 1
     assert len(boxes(37, 29, 10)) == 12
 
 

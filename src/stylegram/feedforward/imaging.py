@@ -55,14 +55,18 @@ def match_histogram(y: Tensor, reference: Tensor, bins: int = BINS) -> Tensor:
     for i in range(y.shape[0]):
         for c in range(y.shape[1]):
             v = y[i, c]
+            bands = _bands(v.shape)
             counts = torch.zeros(bins, dtype=torch.int64, device=v.device)
-            for rows in _bands(v.shape):
-                counts += bin_counts(bin_index(v[rows], bins), bins)
+            index: Tensor | None = None  # kept when there is one band; several are binned again to map them
+            for rows in bands:
+                index = bin_index(v[rows], bins)
+                counts += bin_counts(index, bins)
             lut = lookup_table(counts, reference[i, c])
-            for rows in _bands(v.shape):
-                out[i, c, rows] = lut[bin_index(v[rows], bins).int()].to(y.dtype)
+            for rows in bands:
+                if len(bands) > 1 or index is None:
+                    index = bin_index(v[rows], bins)
+                out[i, c, rows] = lut[index.int()].to(y.dtype)
     return out
-
 
 
 def bin_index(v: Tensor, bins: int = BINS) -> Tensor:

@@ -270,8 +270,7 @@ class FastStyleModel:
         (super-resolution models): run in cores of at most this many input pixels a side, with margins that make
         the result equal the untiled one (:mod:`stylegram.feedforward.tiles`); 0 runs the whole image at once.
         """
-        if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-            raise ValueError(f"expected a float RGB batch (B, 3, H, W), got {x.dtype} {tuple(x.shape)}")
+        _check_batch(x)
         superres = self.info.task == "superres"
         with torch.inference_mode():
             inp = x.to(self.device, torch.float32)
@@ -307,8 +306,7 @@ class FastStyleModel:
         if self.info.task != "superres":
             y = self.stylize_tensor(x, original_colors=original_colors, match_histogram=match_histogram)
             return images.levels(y).permute(0, 2, 3, 1).cpu().contiguous()
-        if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-            raise ValueError(f"expected a float RGB batch (B, 3, H, W), got {x.dtype} {tuple(x.shape)}")
+        _check_batch(x)
         from stylegram.feedforward.imaging import LevelCanvas
         from stylegram.feedforward.tiles import pieces
 
@@ -349,6 +347,12 @@ class FastStyleModel:
                 yield
         finally:
             handle.remove()
+
+
+def _check_batch(x: Tensor) -> None:
+    """Raise ValueError unless ``x`` is a float RGB batch (B, 3, H, W)."""
+    if x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        raise ValueError(f"expected a float RGB batch (B, 3, H, W), got {x.dtype} {tuple(x.shape)}")
 
 
 def _resize_tensor_longest(x: Tensor, size: int) -> Tensor:

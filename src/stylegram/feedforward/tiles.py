@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-from stylegram.core.images import levels
-
 __all__ = ["FLOAT", "boxes", "largest_core", "peak_bytes", "pieces", "run_tiled"]
 
 FLOAT = 4  # bytes
@@ -40,16 +38,12 @@ def pieces(forward: Callable[[Tensor], Tensor], x: Tensor, scale: int, core: int
                                            (left - s) * scale : (right - s) * scale]
 
 
-def run_tiled(forward: Callable[[Tensor], Tensor], x: Tensor, scale: int, core: int, margin: int,
-              out: Tensor | None = None) -> Tensor:
-    """``forward`` over (B, 3, H, W) in tiles → (B, 3, scale·H, scale·W). ``out`` (a (B, 3, sH, sW) tensor, e.g.
-    uint8 to save memory) receives the tiles instead of a new float tensor; uint8 gets the values to_pil gives."""
+def run_tiled(forward: Callable[[Tensor], Tensor], x: Tensor, scale: int, core: int, margin: int) -> Tensor:
+    """``forward`` over (B, 3, H, W) in tiles → (B, 3, scale·H, scale·W), in ``x``'s dtype (for 8-bit output
+    without a float copy of the whole, feed :func:`pieces` to :class:`stylegram.feedforward.imaging.LevelCanvas`)."""
     b, _, h, w = x.shape
-    if out is None:
-        out = torch.empty(b, 3, h * scale, w * scale, dtype=x.dtype, device=x.device)
+    out = torch.empty(b, 3, h * scale, w * scale, dtype=x.dtype, device=x.device)
     for top, left, piece in pieces(forward, x, scale, core, margin):
-        if out.dtype == torch.uint8:  # the rounding of stylegram.core.images.to_pil, tile by tile
-            piece = levels(piece)
         out[:, :, top : top + piece.shape[-2], left : left + piece.shape[-1]] = piece.to(out.device)
     return out
 
