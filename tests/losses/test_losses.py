@@ -73,6 +73,25 @@ def test_total_variation_by_hand() -> None:
         losses.total_variation(x, "l3")
 
 
+def test_l1_chroma_total_variation_charges_colour_specks_by_their_square() -> None:
+    flat = torch.full((1, 3, 5, 5), 0.5)
+    assert losses.total_variation(flat, "l1-chroma").item() == pytest.approx(0.0, abs=1e-6)
+    grey, red, red2 = flat.clone(), flat.clone(), flat.clone()
+    grey[0, :, 2, 2] += 0.1  # a brighter grey pixel: no chroma, so exactly the l1 form
+    red[0, 0, 2, 2] += 0.1  # the same in red alone: Cb −0.0169, Cr 0.05 against its four neighbours
+    red2[0, 0, 2, 2] += 0.2
+    assert losses.total_variation(grey, "l1-chroma").item() == pytest.approx(losses.total_variation(grey, "l1").item())
+    tau, cb, cr = losses.TV_CHROMA_SCALE, -0.0168736, 0.05
+    chroma = 4 * (cb**2 + cr**2) / (2 * tau)
+    extra = losses.total_variation(red, "l1-chroma").item() - losses.total_variation(red, "l1").item()
+    assert extra == pytest.approx(chroma, rel=1e-4)
+    # Twice the colour contrast: the l1 part doubles, the chroma part quadruples.
+    extra2 = losses.total_variation(red2, "l1-chroma").item() - losses.total_variation(red2, "l1").item()
+    assert extra2 == pytest.approx(4 * chroma, rel=1e-4)
+    with pytest.raises(ValueError, match="RGB"):
+        losses.total_variation(torch.rand(1, 1, 4, 4), "l1-chroma")
+
+
 def test_blend_grams_normalises_weights() -> None:
     a, b = torch.ones(2, 2), torch.zeros(2, 2)
     assert torch.allclose(losses.blend_grams([a, b], [2.0, 1.0]), torch.full((2, 2), 2 / 3))
@@ -92,3 +111,4 @@ def test_gradients_match_finite_differences() -> None:
     assert gradcheck(lambda t: losses.style_layer_loss(losses.gram_matrix(t), a), (x,))
     assert gradcheck(losses.total_variation, (x,))
     assert gradcheck(lambda t: losses.total_variation(t, "l1"), (x,))
+    assert gradcheck(lambda t: losses.total_variation(t, "l1-chroma"), (x,))

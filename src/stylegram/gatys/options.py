@@ -67,9 +67,9 @@ class GatysOptions(Options):
     tv_weight: float | None = option(
         None, "weight of the total-variation smoothness term (default: 0.1 on the relative objective, where it is "
         "relative to the photo's own; 0 with --objective paper)", min=0)
-    tv_norm: Literal["l1", "l2"] = option(
+    tv_norm: Literal["l1", "l2", "l1-chroma"] = option(
         "l1", "form of the total variation: l1 (absolute differences, smoothed at 0: removes faint ripple, keeps "
-        "edges) or l2 (squared differences)")
+        "edges), l2 (squared differences), or l1-chroma (l1 plus the square of colour differences: no colour specks)")
     content_layers: tuple[str, ...] = option(PAPER_CONTENT_LAYERS, "VGG layers for the content loss")
     style_layers: tuple[str, ...] = option(PAPER_STYLE_LAYERS, "VGG layers for the style loss")
     style_layer_weights: tuple[float, ...] | None = option(

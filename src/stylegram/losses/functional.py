@@ -95,6 +95,12 @@ def style_loss(
 TV_EPS = 1e-3
 """The smoothing of the absolute value in the l1 total variation: a quarter of one grey level (0–1 scale)."""
 
+TV_CHROMA_SCALE = 4.0 / 255.0
+"""τ of the chroma part of ``norm="l1-chroma"``: a chroma difference d costs d²/(2τ) on top of the l1 form, as
+much again as its |d| at d = 2τ (8 grey levels), less below (smooth colour changes), more above (colour specks)."""
+
+_CHROMA = ((-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))  # ITU-R BT.601 Cb, Cr
+
 
 def total_variation(x: Tensor, norm: str = "l2") -> Tensor:
     """Σ ρ(x[i+1,j] − x[i,j]) + ρ(x[i,j+1] − x[i,j]) over a (B, C, H, W) image: a smoothness prior.
@@ -103,10 +109,19 @@ def total_variation(x: Tensor, norm: str = "l2") -> Tensor:
     penalises a strong edge far more than many faint ripples. ``norm="l1"``: ρ(d) = √(d² + ε²) − ε (ε =
     :data:`TV_EPS`), the absolute value smoothed at zero (as neural-style's TV, which is |d|), which penalises
     faint high-frequency ripple (speckle) as much as its amplitude and leaves edges their contrast.
+    ``norm="l1-chroma"`` (RGB images): the l1 form plus d²/(2τ) (τ = :data:`TV_CHROMA_SCALE`) of the
+    differences' two BT.601 chroma components: brightness edges and strokes keep their contrast, while colour
+    may change only smoothly at the pixel scale (as the eye's colour acuity, and a painting's colour fields), so
+    an isolated coloured pixel, cheap under l1 alone, costs the square of its colour contrast.
     """
     _check_features(x, "image")
-    if norm not in ("l1", "l2"):
-        raise ValueError(f"norm must be 'l1' or 'l2', got {norm!r}")
+    if norm not in ("l1", "l2", "l1-chroma"):
+        raise ValueError(f"norm must be 'l1', 'l2' or 'l1-chroma', got {norm!r}")
+    if norm == "l1-chroma":
+        if x.shape[1] != 3:
+            raise ValueError(f"the l1-chroma total variation needs an RGB image, got {x.shape[1]} channels")
+        chroma = torch.nn.functional.conv2d(x, x.new_tensor(_CHROMA).view(2, 3, 1, 1))
+        return total_variation(x, "l1") + total_variation(chroma, "l2") / (2 * TV_CHROMA_SCALE)
     dh = x[:, :, 1:, :] - x[:, :, :-1, :]
     dw = x[:, :, :, 1:] - x[:, :, :, :-1]
     if norm == "l1":
