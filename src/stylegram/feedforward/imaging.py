@@ -56,16 +56,13 @@ def match_histogram(y: Tensor, reference: Tensor, bins: int = BINS) -> Tensor:
         for c in range(y.shape[1]):
             v = y[i, c]
             bands = _bands(v.shape)
+            whole = bin_index(v, bins) if len(bands) == 1 else None  # one band: bin once; several: twice, small
             counts = torch.zeros(bins, dtype=torch.int64, device=v.device)
-            index: Tensor | None = None  # kept when there is one band; several are binned again to map them
             for rows in bands:
-                index = bin_index(v[rows], bins)
-                counts += bin_counts(index, bins)
+                counts += bin_counts(bin_index(v[rows], bins) if whole is None else whole, bins)
             lut = lookup_table(counts, reference[i, c])
             for rows in bands:
-                if len(bands) > 1 or index is None:
-                    index = bin_index(v[rows], bins)
-                out[i, c, rows] = lut[index.int()].to(y.dtype)
+                out[i, c, rows] = lut[(bin_index(v[rows], bins) if whole is None else whole).int()].to(y.dtype)
     return out
 
 

@@ -80,7 +80,7 @@ def term_weights(options: GatysOptions, content: Tensor, content_targets: dict[s
     # A flat photo has no variation to be relative to: floor it at one grey level (1/255) per neighbour pair.
     _, c, h, w = content.shape
     pairs = c * ((h - 1) * w + h * (w - 1))
-    floor = pairs / 255.0 if options.tv_norm in ("l1", "l1-chroma") else pairs / 255.0**2
+    floor = pairs / 255.0**2 if options.tv_norm == "l2" else pairs / 255.0  # squared form: squared levels
     photo_tv = max(float(losses.total_variation(content, options.tv_norm)), floor)
     return content_w, style_w, (tv / photo_tv if tv > 0 else 0.0)
 
