@@ -26,7 +26,7 @@ PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # equal steps of strength are equal ratios of β). The default strength, 0.6, was chosen with
 # benchmarks/sweep_defaults.py and bench_defaults.py against neural-style-pt (README, Defaults).
 RELATIVE_LOG_BETA = (-0.32, 3.08)  # strength 0.4: β = 11, 0.6: 52, 0.8: 250
-RELATIVE_TV_WEIGHT = 0.1  # relative to the photo's own total variation
+RELATIVE_TV_WEIGHT = 0.125  # relative to the photo's own total variation (l1-chroma form; README, Defaults)
 PAPER_STYLE_WEIGHT = 1e3  # α/β = 1e-3, the ratio of the paper's Figure 2
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -65,11 +65,12 @@ class GatysOptions(Options):
         None, "β: weight of the style loss (default: from --style-strength, or 1000 with --objective paper); "
         "α/β sets the trade-off (lower = more style)", min=0)
     tv_weight: float | None = option(
-        None, "weight of the total-variation smoothness term (default: 0.1 on the relative objective, where it is "
+        None, "weight of the total-variation smoothness term (default: 0.125 on the relative objective, where it is "
         "relative to the photo's own; 0 with --objective paper)", min=0)
     tv_norm: Literal["l1", "l2", "l1-chroma"] = option(
-        "l1", "form of the total variation: l1 (absolute differences, smoothed at 0: removes faint ripple, keeps "
-        "edges), l2 (squared differences), or l1-chroma (l1 plus the square of colour differences: no colour specks)")
+        "l1-chroma", "form of the total variation: l1 (absolute differences, smoothed at 0: removes faint ripple, "
+        "keeps edges), l2 (squared differences), or l1-chroma (l1 plus the square of colour differences: also no "
+        "colour specks)")
     content_layers: tuple[str, ...] = option(PAPER_CONTENT_LAYERS, "VGG layers for the content loss")
     style_layers: tuple[str, ...] = option(PAPER_STYLE_LAYERS, "VGG layers for the style loss")
     style_layer_weights: tuple[float, ...] | None = option(
