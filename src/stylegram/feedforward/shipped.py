@@ -3,7 +3,7 @@
 ``stylegram upscale`` without ``--model`` uses :data:`DEFAULT_SUPERRES` when this build ships it, and ``--model``
 takes a shipped name as well as a path. A model is shipped only when it beats bicubic on the held-out photos
 (``stylegram eval-sr``); its training record is in the file's metadata (``stylegram info``-style JSON under the
-``stylegram`` key), and docs/superres.md gives the command, iterations, time and scores.
+``stylegram`` key), and the README (Super-resolution) gives the command, iterations, time and scores.
 """
 
 from __future__ import annotations
