@@ -152,8 +152,9 @@ def print_tiled(model: str, size: str, budget: str) -> None:
             if run.returncode != 0:
                 print(f"tiled {side[0]}×{side[1]}: refused or failed ({run.returncode}): {run.stderr.strip()[-300:]}")
                 return
-        with Image.open(dst) as out:
-            out_size = out.size
+        with dst.open("rb") as f:  # the PNG header's IHDR (Pillow refuses to open ~1.8e8 pixels and more)
+            head = f.read(24)
+        out_size = (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"))
     print(f"tiled: {w}×{h} → {out_size[0]}×{out_size[1]} with --max-memory {budget} "
           f"({parse_size(budget) / 2**30:.2f} GiB): {elapsed:.0f} s, peak resident memory {peaks[1]:.2f} GiB, of "
           f"which {peaks[0]:.2f} GiB is the process itself (a 32×24 input): {peaks[1] - peaks[0]:.2f} GiB for the "

@@ -57,8 +57,8 @@ def main() -> None:
         print(f"{size:5d} px  content ‖F−P‖²/‖P‖² {rel_content:.3f}   style ΣwE/ΣwE⁰ {rel_style:.4f}   "
               f"{last[0].iteration} evaluations in the last stage, {seconds:.0f} s", flush=True)
         panels.append(out.resize((round(out.width * args.height / out.height), args.height), Image.LANCZOS))
-        labels.append(f"{size} px: content {rel_content:.2f}, style {rel_style:.3f}")
-    title = f"preset {args.preset} (β = {base.beta:g}, {base.iterations} evaluations) at three sizes"
+        labels.append(f"{size} px: content {rel_content:.2f}, style {rel_style:.2g}")
+    title = f"preset {args.preset} (beta = {base.beta:.3g}, {base.iterations} evaluations) at three sizes"  # ASCII: Pillow's font
     figure = panel_row(panels, labels, title=title)
     images.save_image(figure.image, args.output, {"figure": "strength_sizes", "preset": args.preset,
                                                   "sizes": args.sizes, "iterations": str(base.iterations)})
