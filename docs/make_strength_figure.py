@@ -58,7 +58,8 @@ def main() -> None:
               f"{last[0].iteration} evaluations in the last stage, {seconds:.0f} s", flush=True)
         panels.append(out.resize((round(out.width * args.height / out.height), args.height), Image.LANCZOS))
         labels.append(f"{size} px: content {rel_content:.2f}, style {rel_style:.2g}")
-    title = f"preset {args.preset} (beta = {base.beta:.3g}, {base.iterations} evaluations) at three sizes"  # ASCII: Pillow's font
+    # In ASCII: Pillow's bundled font has no Greek letters.
+    title = f"preset {args.preset} (beta = {base.beta:.3g}, {base.iterations} evaluations) at three sizes"
     figure = panel_row(panels, labels, title=title)
     images.save_image(figure.image, args.output, {"figure": "strength_sizes", "preset": args.preset,
                                                   "sizes": args.sizes, "iterations": str(base.iterations)})
