@@ -56,13 +56,17 @@ def match_histogram(y: Tensor, reference: Tensor, bins: int = BINS) -> Tensor:
         for c in range(y.shape[1]):
             v = y[i, c]
             bands = _bands(v.shape)
-            whole = bin_index(v, bins) if len(bands) == 1 else None  # one band: bin once; several: twice, small
+            if len(bands) == 1:  # small enough to hold its bin index: bin once
+                index = bin_index(v, bins)
+                out[i, c] = lookup_table(bin_counts(index, bins), reference[i, c])[index.int()].to(y.dtype)
+                continue
+            # Several bands: bin each twice (counting, then mapping), so only one band's index is held at a time.
             counts = torch.zeros(bins, dtype=torch.int64, device=v.device)
             for rows in bands:
-                counts += bin_counts(bin_index(v[rows], bins) if whole is None else whole, bins)
+                counts += bin_counts(bin_index(v[rows], bins), bins)
             lut = lookup_table(counts, reference[i, c])
             for rows in bands:
-                out[i, c, rows] = lut[(bin_index(v[rows], bins) if whole is None else whole).int()].to(y.dtype)
+                out[i, c, rows] = lut[bin_index(v[rows], bins).int()].to(y.dtype)
     return out
 
 
