@@ -10,6 +10,7 @@ import torch
 
 from stylegram.core.events import StepEvent
 from stylegram.gatys import GatysOptions, Objective, compute_targets, run
+from stylegram.gatys.run import initial_image
 from stylegram.losses import color, guided
 from stylegram.losses import functional as losses
 from stylegram.nets.vgg import VGG
@@ -157,6 +158,26 @@ def test_color_histogram_transfer_moves_the_styles_colours_to_the_contents() -> 
     # Structure is kept: the recoloured style is an affine function of the original, pixel by pixel.
     grey_in, grey_out = style.mean(1).flatten(), out.mean(1).flatten()
     assert torch.corrcoef(torch.stack([grey_in, grey_out]))[0, 1].abs() > 0.3
+
+
+def test_palette_start_is_the_photo_in_the_paintings_colours(random_vgg: VGG) -> None:
+    g = torch.Generator().manual_seed(5)
+    content = torch.rand(1, 3, 40, 40, generator=g) * 0.3 + 0.6  # a bright photo
+    style = torch.rand(1, 3, 30, 50, generator=g) * torch.tensor([0.2, 0.1, 0.3]).view(1, 3, 1, 1)  # a dark painting
+    start = initial_image("palette", content, [style], seed=0)
+    assert start.shape == content.shape
+    mean_s, cov_s = color._mean_cov(style)
+    mean_p, cov_p = color._mean_cov(start)
+    assert torch.allclose(mean_p, mean_s, atol=1e-3)
+    assert torch.allclose(cov_p, cov_s, atol=2e-3)
+    # The layout is the photo's: the start is an affine recolouring of it, pixel by pixel.
+    assert torch.corrcoef(torch.stack([content.mean(1).flatten(), start.mean(1).flatten()]))[0, 1].abs() > 0.3
+    # Only the start moves: the content target stays the photo, so the first evaluation's content term is
+    # the recoloured start's distance to the photo, not zero.
+    o = GatysOptions(init="palette", precision="float32", iterations=1, **SMALL)
+    first = run(random_vgg, content, [style], o).losses
+    assert first["content"] > 0
+    assert run(random_vgg, content, [style], o.replace(init="content")).losses["content"] == 0
 
 
 def test_color_transfer_option_recolours_the_style_before_the_targets(random_vgg: VGG) -> None:

@@ -90,7 +90,8 @@ class GatysOptions(Options):
     original_colors: bool = option(False, "keep the content's colours (luminance-only transfer)")
     color_transfer: Literal["none", "histogram"] = option(
         "none", "histogram: recolour the style image(s) to the content's colour mean and covariance first")
-    init: str = option("content", "start image: content, noise (the paper's white noise), style, or an image file")
+    init: str = option("content", "start image: content, palette (the content in the style's colours), noise (the "
+                            "paper's white noise), style, or an image file")
     optimizer: Literal["lbfgs", "adam"] = option("lbfgs", "optimiser: lbfgs or adam")
     learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)", above=0)
     pooling: Literal["avg", "max"] = option(

@@ -50,7 +50,8 @@ class GatysResult:
 def initial_image(
     init: str, content: Tensor, styles: Sequence[Tensor], seed: int, load: Callable[[str], Tensor] | None = None
 ) -> Tensor:
-    """The start image at the content's size: white noise (seeded), the content, the first style, or a file."""
+    """The start image at the content's size: white noise (seeded), the content, the content recoloured to the
+    first style's colour mean and covariance (``palette``), the first style, or a file."""
     _, _, h, w = content.shape
     if init == "noise":
         # White noise in the pixel domain, as the paper's reconstructions start from.
@@ -58,10 +59,14 @@ def initial_image(
         return torch.rand((1, 3, h, w), generator=gen).to(content)
     if init == "content":
         return content.clone()
+    if init == "palette":
+        # The photo's layout in the painting's colours: the same linear colour map as colour transfer, the
+        # other way round. Only the start moves; the content target stays the photo.
+        return color.match_color_histogram(content, styles[0])
     if init == "style":
         return torch.nn.functional.interpolate(styles[0], size=(h, w), mode="bilinear", align_corners=False)
     if load is None:
-        raise UsageError(f"init must be noise, content, style or an image file, got {init!r}")
+        raise UsageError(f"init must be noise, content, palette, style or an image file, got {init!r}")
     return torch.nn.functional.interpolate(load(init).to(content), size=(h, w), mode="bilinear", align_corners=False)
 
 

@@ -46,7 +46,7 @@ from stylegram.web.uploads import (
 )
 
 STATIC = Path(__file__).with_name("static")
-INIT_CHOICES = ("content", "noise", "style")  # never a path: the CLI's "or an image file" stays the CLI's
+INIT_CHOICES = ("content", "palette", "noise", "style")  # never a path: the CLI's "or an image file" stays the CLI's
 log = logging.getLogger("stylegram.web")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (401, 403, 404, 409, 413, 422, 429)}
