@@ -220,7 +220,11 @@ def main() -> None:
     ap.add_argument("--ours", default="", help="extra stylize flags (a sweep; empty: the defaults)")
     ap.add_argument("--tag", default="ours", help="name of stylegram's outputs in --out")
     ap.add_argument("--figure", type=Path, default=None, help="side-by-side figure of the pairs")
+    ap.add_argument("--peer-scores", type=Path, default=None,
+                    help="JSON {pair: {style, content, tv, fringe, seconds}}: the peer's scores from an earlier run "
+                    "of this script (the same evaluator); the peer is not run again, and its time is that run's")
     args = ap.parse_args()
+    stored: dict[str, dict[str, float]] = json.loads(args.peer_scores.read_text()) if args.peer_scores else {}
 
     out = args.out.resolve()
     (out / "shim" / "torchvision").mkdir(parents=True, exist_ok=True)
@@ -239,7 +243,9 @@ def main() -> None:
         content = next(root.glob(f"{photo}.*"))
         style = next(root.glob(f"{painting}.*"))
         peer_out = out / f"peer_{photo}_{painting}.png"
-        if not args.ours_only and not (args.reuse_peer and peer_out.exists() and pair in peer_times):
+        if pair in stored:
+            peer_times[pair] = stored[pair]["seconds"]
+        elif not args.ours_only and not (args.reuse_peer and peer_out.exists() and pair in peer_times):
             wall, cpu = run_peer(args.peer.resolve(), content, style, peer_out, model, out / "shim", args.size,
                                  args.peer_iterations)
             peer_times = _merged(times_file, pair, wall)
@@ -253,19 +259,22 @@ def main() -> None:
             ours_times = _merged(ours_file, pair, wall)
             _merged(out / f"{args.tag}_cpu.json", pair, cpu)
         ours_time = ours_times[pair]
-        if args.ours_only:
+        if args.ours_only and pair not in stored:
             peer_times = json.loads(times_file.read_text()) if times_file.exists() else {}
             if not (peer_out.exists() and pair in peer_times):
                 print(f"{pair:36s} stylegram {ours_time:.0f} s (no peer output yet)", flush=True)
                 continue
-        a, b = score(evaluator, ours_out, content, style), score(evaluator, peer_out, content, style)
+        a = score(evaluator, ours_out, content, style)
+        b = stored[pair] if pair in stored else score(evaluator, peer_out, content, style)
         rows.append((pair, a, b, ours_time, peer_times[pair]))
         print(f"{pair:36s} style {a['style']:.3g} / {b['style']:.3g} = {a['style'] / b['style']:.2f}   "
               f"content {a['content']:.4g} / {b['content']:.4g} = {a['content'] / b['content']:.2f}   "
               f"TV {a['tv']:.2f} / {b['tv']:.2f} = {a['tv'] / b['tv']:.2f}   "
               f"fringe {a['fringe']:.2f} / {b['fringe']:.2f} = {a['fringe'] / b['fringe']:.2f}   "
               f"wall {ours_time:.0f} s / {peer_times[pair]:.0f} s = {ours_time / peer_times[pair]:.2f}"
-              f"{_cpu_ratio(out, args.tag, pair)}", flush=True)
+              f"{'' if pair in stored else _cpu_ratio(out, args.tag, pair)}", flush=True)
+        if pair in stored:
+            continue
         size = images.load_image(ours_out).size
         figure_rows.append([images.resize_to(images.load_image(content), size),
                             images.resize_longest(images.load_image(style), max(size)),

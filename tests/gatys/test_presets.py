@@ -99,3 +99,36 @@ def test_the_preset_flag_sets_the_base_and_other_flags_apply_on_top() -> None:
     o = options_from(ns, _base(ns, DEMO_DEFAULTS))
     expected = ("paper", "noise", DEMO_DEFAULTS.size, DEMO_DEFAULTS.iterations)
     assert (o.objective, o.init, o.size, o.iterations) == expected
+
+
+def _per_pair_tv(x: torch.Tensor, norm: str) -> float:
+    _, c, h, w = x.shape
+    return float(losses.total_variation(x, norm)) / (c * ((h - 1) * w + h * (w - 1)))
+
+
+@pytest.mark.parametrize("size", [(24, 32), (48, 64)])
+def test_the_smoothness_weight_is_relative_to_the_photo_or_to_the_painting(random_vgg: VGG, size: tuple[int, int]
+                                                                           ) -> None:
+    g = torch.Generator().manual_seed(1)
+    content = torch.rand(1, 3, *size, generator=g)
+    rough = torch.rand(1, 3, 40, 40, generator=g)  # a painting with much fine texture
+    smooth = torch.nn.functional.avg_pool2d(rough, 5, stride=1, padding=2)  # one with little
+    h, w = size
+    pairs = 3 * ((h - 1) * w + h * (w - 1))
+    base = GatysOptions(content_layers=("relu2_2",), style_layers=("relu1_1",), tv_weight=0.4)
+    by_photo = compute_targets(random_vgg, content, [rough], base).tv_weight
+    assert by_photo == pytest.approx(0.4 / float(losses.total_variation(content, "l1-chroma")), rel=1e-6)
+    o = base.replace(tv_reference="style")
+    on_rough = compute_targets(random_vgg, content, [rough], o).tv_weight
+    on_smooth = compute_targets(random_vgg, content, [smooth], o).tv_weight
+    assert on_rough == pytest.approx(0.4 / (_per_pair_tv(rough, "l1-chroma") * pairs), rel=1e-6)
+    # the smoother painting asks for a smoother output: its weight is larger by its TV's ratio
+    assert on_smooth / on_rough == pytest.approx(_per_pair_tv(rough, "l1-chroma") / _per_pair_tv(smooth, "l1-chroma"),
+                                                 rel=1e-6)
+    assert on_smooth > 2 * on_rough
+    # two paintings: their blend weights average the per-pixel variation
+    both = compute_targets(random_vgg, content, [rough, smooth], o.replace(style_blend_weights=(3.0, 1.0))).tv_weight
+    mean = (3 * _per_pair_tv(rough, "l1-chroma") + _per_pair_tv(smooth, "l1-chroma")) / 4
+    assert both == pytest.approx(0.4 / (mean * pairs), rel=1e-6)
+    flat = torch.full((1, 3, 40, 40), 0.5)
+    assert compute_targets(random_vgg, content, [flat], o).tv_weight == pytest.approx(0.4 * 255 / pairs, rel=1e-6)

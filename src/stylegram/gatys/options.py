@@ -26,6 +26,7 @@ PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # equal steps of strength are equal ratios of β). The default strength, 0.6, was chosen with
 # benchmarks/sweep_defaults.py and bench_defaults.py against neural-style-pt (README, Defaults).
 RELATIVE_LOG_BETA = (-0.32, 3.08)  # strength 0.4: β = 11, 0.6: 52, 0.8: 250
+START_IMAGES = ("content", "palette", "noise", "style")  # the named starts of ``init``; anything else is a file
 RELATIVE_TV_WEIGHT = 0.125  # relative to the photo's own total variation (l1-chroma form; README, Defaults)
 PAPER_STYLE_WEIGHT = 1e3  # α/β = 1e-3, the ratio of the paper's Figure 2
 
@@ -67,6 +68,10 @@ class GatysOptions(Options):
     tv_weight: float | None = option(
         None, "weight of the total-variation smoothness term (default: 0.125 on the relative objective, where it is "
         "relative to the photo's own; 0 with --objective paper)", min=0)
+    tv_reference: Literal["content", "style"] = option(
+        "content", "what the total-variation weight is relative to (relative objective): content, the photo's own "
+        "total variation; style, the painting's (per pixel, at the size the style image is used), so that a "
+        "textured painting is smoothed less than a smooth one")
     tv_norm: Literal["l1", "l2", "l1-chroma"] = option(
         "l1-chroma", "form of the total variation: l1 (absolute differences, smoothed at 0: removes faint ripple, "
         "keeps edges), l2 (squared differences), or l1-chroma (l1 plus the square of colour differences: also no "

@@ -27,7 +27,7 @@ from stylegram.core.errors import UsageError
 from stylegram.core.events import OnStep
 from stylegram.gatys import memory, tiled
 from stylegram.gatys.objective import Objective
-from stylegram.gatys.options import GatysOptions
+from stylegram.gatys.options import START_IMAGES, GatysOptions
 from stylegram.gatys.targets import compute_targets
 from stylegram.losses import color, guided
 from stylegram.nets.vgg import VGG
@@ -66,7 +66,7 @@ def initial_image(
     if init == "style":
         return torch.nn.functional.interpolate(styles[0], size=(h, w), mode="bilinear", align_corners=False)
     if load is None:
-        raise UsageError(f"init must be noise, content, palette, style or an image file, got {init!r}")
+        raise UsageError(f"init must be {', '.join(START_IMAGES)} or an image file, got {init!r}")
     return torch.nn.functional.interpolate(load(init).to(content), size=(h, w), mode="bilinear", align_corners=False)
 
 

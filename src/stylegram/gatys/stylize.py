@@ -21,7 +21,7 @@ from stylegram.core.events import OnStep, StepEvent
 from stylegram.core.record import describe_file, new_record
 from stylegram.gatys import memory, multiscale, tiled
 from stylegram.gatys.features import check
-from stylegram.gatys.options import GatysOptions
+from stylegram.gatys.options import START_IMAGES, GatysOptions
 from stylegram.gatys.run import GatysResult
 from stylegram.nets.vgg import VGG
 from stylegram.optim.checkpoint import load as load_checkpoint
@@ -70,6 +70,14 @@ def stylize(
     return images.to_pil(result.image)
 
 
+def _check_start_file(init: str) -> None:
+    """An ``init`` that names no start image must be a readable image file: say so before any long work."""
+    if not Path(init).exists():
+        raise UsageError(f"init must be {', '.join(START_IMAGES)} or an image file; {init!r} is neither "
+                         "(no such file)")
+    images.load_image(init)
+
+
 class StylizeJob:
     """A checked Gatys job that writes its output with a record: the use case behind ``stylegram stylize``.
 
@@ -100,6 +108,8 @@ class StylizeJob:
         if checkpoint is not None:
             check_writable(checkpoint, paths, "checkpoint")
         self.content, self.styles = _as_image(content), [_as_image(s) for s in styles]
+        if options.init not in START_IMAGES and resume is None:
+            _check_start_file(options.init)
         self.options, self.save_every = options, save_every
         self.device = resolve_device(device)
         try:

@@ -45,23 +45,24 @@ def compute_targets(
             }
     region_guides = None if masks is None else _layer_guides(vgg, layers, masks.content, content)
     content_targets = {k: v.detach() for k, v in content_feats.items()}
-    content_w, style_w, tv_w = term_weights(options, content, content_targets, style_targets, layer_w)
+    content_w, style_w, tv_w = term_weights(options, content, content_targets, style_targets, layer_w, styles)
     return Targets(content=content_targets, style=style_targets, style_layer_weights=style_w, guides=region_guides,
                    content_weights=content_w, tv_weight=tv_w, tv_norm=options.tv_norm)
 
 
 def term_weights(options: GatysOptions, content: Tensor, content_targets: dict[str, Tensor],
-                 style_targets: dict[str, Tensor], layer_w: Sequence[float],
+                 style_targets: dict[str, Tensor], layer_w: Sequence[float], styles: Sequence[Tensor] = (),
                  ) -> tuple[dict[str, float], dict[str, float], float]:
     """The effective weight of every term: per content layer, per style layer, and of total variation.
 
     On the paper's objective they are α, β·w_l and λ_tv. On the relative objective each term is divided by its
     target's energy: the content term becomes α ‖F − P‖²/‖P‖² (per content layer), the style term
     β Σ_l w_l E_l / Σ_l w_l E_l⁰ with E_l⁰ = ‖Â‖²/(4N²) the style's own energy at layer l (the loss of an image
-    with no response), and the smoothness term λ TV(x)/TV(content). Neither ratio grows with the image's size
-    (both sides scale alike) nor depends on how strong a painting's or a photo's responses are, so one β (one
-    style strength) gives the same balance at every size and for every pair; the layer weights w_l keep their
-    meaning inside the style term.
+    with no response), and the smoothness term λ TV(x)/TV(content), or with ``tv_reference="style"``
+    λ TV(x)/TV(style), the style images' total variation per neighbour pair times the output's pairs. Neither
+    ratio grows with the image's size (both sides scale alike) nor depends on how strong a painting's or a
+    photo's responses are, so one β (one style strength) gives the same balance at every size and for every
+    pair; the layer weights w_l keep their meaning inside the style term.
 
     Departure from the paper: its α/β is absolute. With raw Caffe VGG16 the same β = 90 is, in these relative
     units, 6.4 for Tübingen + The Starry Night but 1.0 for the Golden Gate + The Scream at 512 px, and four
@@ -77,12 +78,24 @@ def term_weights(options: GatysOptions, content: Tensor, content_targets: dict[s
     energy = sum(w * float(losses.style_layer_loss(torch.zeros_like(style_targets[k]), style_targets[k]))
                  for k, w in zip(options.style_layers, layer_w, strict=True))
     style_w = {k: beta * w / max(energy, tiny) for k, w in zip(options.style_layers, layer_w, strict=True)}
-    # A flat photo has no variation to be relative to: floor it at one grey level (1/255) per neighbour pair.
-    _, c, h, w = content.shape
-    pairs = c * ((h - 1) * w + h * (w - 1))
-    floor = pairs / 255.0**2 if options.tv_norm == "l2" else pairs / 255.0  # squared form: squared levels
-    photo_tv = max(float(losses.total_variation(content, options.tv_norm)), floor)
-    return content_w, style_w, (tv / photo_tv if tv > 0 else 0.0)
+    if tv <= 0:
+        return content_w, style_w, 0.0
+    # A flat image has no variation to be relative to: floor it at one grey level (1/255) per neighbour pair.
+    per_pair_floor = 1 / 255.0**2 if options.tv_norm == "l2" else 1 / 255.0  # squared form: squared levels
+    if options.tv_reference == "style" and styles:
+        blend = options.style_blend_weights or tuple(1.0 for _ in styles)
+        per_pair = sum(b * float(losses.total_variation(s, options.tv_norm)) / _neighbour_pairs(s)
+                       for b, s in zip(blend, styles, strict=True)) / sum(blend)
+    else:
+        per_pair = float(losses.total_variation(content, options.tv_norm)) / _neighbour_pairs(content)
+    reference_tv = max(per_pair, per_pair_floor) * _neighbour_pairs(content)
+    return content_w, style_w, tv / reference_tv
+
+
+def _neighbour_pairs(image: Tensor) -> int:
+    """How many (vertical and horizontal) neighbour differences a total variation of ``image`` sums."""
+    _, c, h, w = image.shape
+    return c * ((h - 1) * w + h * (w - 1))
 
 
 def layer_weights(vgg: VGG, options: GatysOptions) -> tuple[float, ...]:

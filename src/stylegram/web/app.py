@@ -27,6 +27,7 @@ from stylegram.core.device import resolve_device
 from stylegram.core.errors import StylegramError
 from stylegram.core.options import Options
 from stylegram.core.record import stylegram_version
+from stylegram.gatys.options import START_IMAGES
 from stylegram.web import forms, sse
 from stylegram.web.config import ServerOptions, format_bytes
 from stylegram.web.jobs import JobRunner, LocalRunner, NotCancellable, QueueFull
@@ -46,7 +47,7 @@ from stylegram.web.uploads import (
 )
 
 STATIC = Path(__file__).with_name("static")
-INIT_CHOICES = ("content", "palette", "noise", "style")  # never a path: the CLI's "or an image file" stays the CLI's
+INIT_CHOICES = START_IMAGES  # never a path: the CLI's "or an image file" stays the CLI's
 log = logging.getLogger("stylegram.web")
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem} for code in (401, 403, 404, 409, 413, 422, 429)}
