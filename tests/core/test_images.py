@@ -17,6 +17,7 @@ from PIL import Image
 
 from stylegram.core import images
 from stylegram.core.images import (
+    MAX_PIXELS,
     ImageError,
     atomic_write_bytes,
     atomic_write_text,
@@ -227,19 +228,31 @@ def test_image_error_is_a_one_line_value_error(tmp_path: Path) -> None:
 
 
 def test_decompression_bomb_over_our_limit_is_refused_from_the_header(tmp_path: Path) -> None:
-    # 144 Mpx: above MAX_PIXELS but below the point where Pillow itself raises, so our own check decides.
-    bomb = black_bilevel_png(tmp_path / "bomb.png", 12_000)
+    # 324 Mpx: above MAX_PIXELS but below the point where Pillow itself raises, so our own check decides.
+    bomb = black_bilevel_png(tmp_path / "bomb.png", 18_000)
     assert bomb.stat().st_size < 100_000
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # Pillow's DecompressionBombWarning must not escape either
-        with pytest.raises(ImageError, match=r"bomb\.png': 12000x12000 is 144,000,000 pixels, more than"):
+        with pytest.raises(ImageError, match=r"bomb\.png': 18000x18000 is 324,000,000 pixels, more than"):
             load_image(bomb)
+    assert Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS  # Pillow's own, put back
 
 
 def test_decompression_bomb_that_pillow_refuses(tmp_path: Path) -> None:
-    bomb = black_bilevel_png(tmp_path / "huge.png", 20_000)
-    with pytest.raises(ImageError, match=r"huge\.png': 400,000,000 pixels is more than the limit"):
+    bomb = black_bilevel_png(tmp_path / "huge.png", 23_000)
+    with pytest.raises(ImageError, match=r"huge\.png': 529,000,000 pixels is more than the limit"):
         load_image(bomb)
+
+
+def test_the_largest_output_stylegram_writes_reads_back(tmp_path: Path) -> None:
+    # A ×4 upscale of a 4000 × 3000 photo is 16000 × 12000 (192 Mpx): above Pillow's own refusal (~179 Mpx),
+    # within ours. Read from its header (the metadata), as every command does before decoding.
+    big = tmp_path / "upscaled.png"
+    Image.new("1", (16_000, 12_000)).save(big, optimize=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_metadata(big) is None
+    assert MAX_PIXELS >= 16_000 * 12_000
 
 
 def test_pixel_limit_is_inclusive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,8 +50,10 @@ __all__ = [
     "to_tensor",
 ]
 
-MAX_PIXELS: int = 100_000_000
-"""Images with more pixels than this are refused from their header, before any decoding."""
+MAX_PIXELS: int = 256_000_000
+"""Images with more pixels than this (16000 × 16000) are refused from their header, before any decoding. It is
+above the largest outputs stylegram writes itself (a ×4 upscale of a 4000 × 3000 photo: 192 Mpx), so that every
+output can be read back as an input."""
 
 # Output formats by file extension, and the image modes each can store as they are; any other mode is
 # first converted to RGB the way load_image does (alpha over white), rather than failing in the encoder.
@@ -142,13 +144,20 @@ def _open(name: str) -> Image.Image:
 
 @contextlib.contextmanager
 def _pil_bomb_warning_silenced() -> Iterator[None]:
-    # Pillow warns above its own limit (about 89 Mpx) and raises above twice that. We enforce MAX_PIXELS
-    # ourselves from the header, so its warning is noise; silencing it here rather than changing
-    # Image.MAX_IMAGE_PIXELS leaves Pillow's global setting to the application. (catch_warnings is
-    # process-wide in Python 3.11; the worst a concurrent thread sees is this one warning hidden.)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        yield
+    # Pillow warns above its own limit (about 89 Mpx) and raises above twice that, which is below MAX_PIXELS.
+    # We enforce MAX_PIXELS ourselves from the header, so its warning is noise, and while we open a file its
+    # limit is raised to ours (it then raises only above twice MAX_PIXELS, before reading the header) and put
+    # back afterwards. (Both are process-wide; the worst a concurrent thread sees is one warning hidden, or one
+    # image up to MAX_PIXELS that its own lower limit would have refused.)
+    before = Image.MAX_IMAGE_PIXELS
+    if before is not None:
+        Image.MAX_IMAGE_PIXELS = max(before, MAX_PIXELS)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
 
 
 def _check_pixels(name: str, size: tuple[int, int]) -> None:
