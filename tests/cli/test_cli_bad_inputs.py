@@ -53,7 +53,7 @@ CASES = [
      "checkpoint-every"),
     (["stylize", "{content}", "{style}", "-o", "{out}/a.png", "--style-blend-weights", "1,2"], "blend"),
     (["stylize", "{content}", "{style}", "-o", "{out}/a.png", "--stage-iterations", "3,3"], "stage"),
-    (["stylize", "{content}", "{style}", "-o", "{out}/a.png", "--init", "pallete"], "content, palette, noise, style"),
+    (["stylize", "{content}", "{style}", "-o", "{out}/a.png", "--init", "pallete"], "palette, content, noise, style"),
     (["stylize", "{content}", "{style}", "-o", "{out}/a.png", "--init", "{text}"], "notes.txt"),
     (["demo", "-o", "{out}/demo.png", "--iterations", "-5"], "at least 0"),
     (["grid", "{content}", "{style}", "-o", "{out}/g.png", "--ratios", "nan"], "ratio"),

@@ -41,7 +41,8 @@ def test_defaults_are_the_papers_layers() -> None:
     assert o.content_layers == ("relu4_2",)
     assert o.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     assert o.pooling == "max" and o.optimizer == "lbfgs" and o.tv_norm == "l1-chroma" and o.style_strength == 0.6
-    assert o.tv == 0.125
+    assert (o.init, o.tv_reference) == ("palette", "style")
+    assert o.tv == 0.4
     paper = GatysOptions.from_preset("paper")
     assert paper.pooling == "avg" and paper.tv == 0.0 and paper.init == "noise"
 

@@ -28,7 +28,7 @@ def test_info_offers_exactly_the_web_fields_of_the_options_dataclass(make_client
     assert "weights" not in names and "content_masks" not in names
     fields = {f["name"]: f for f in gatys["options"]}
     assert fields["size"]["max"] == 300 and fields["iterations"]["max"] == 77
-    assert fields["init"]["choices"] == ["content", "palette", "noise", "style"]  # never a path on the server
+    assert fields["init"]["choices"] == ["palette", "content", "noise", "style"]  # never a path on the server
     assert info["limits"]["max_size"] == 300 and info["devices"] == ["cpu"] and "vgg16-caffe" in info["models"]
     assert client.get("/api/health").json() == {"status": "ok", "active": 0}
     assert "/api/jobs" in client.get("/openapi.json").json()["paths"]

@@ -88,7 +88,7 @@ def test_a_bad_option_is_422_with_the_librarys_own_message(client: Any) -> None:
     ({"size": "2048"}, "size must be at most 1024 on this server, got 2048"),
     ({"iterations": "5000"}, "iterations must be at most 1000 on this server"),
     ({"stage_iterations": "10,9999"}, "stage_iterations must be at most 1000 on this server, got 10,9999"),
-    ({"init": "/etc/passwd"}, "init must be one of content, palette, noise, style on this server"),
+    ({"init": "/etc/passwd"}, "init must be one of palette, content, noise, style on this server"),
     ({"model": "vgg19"}, "model must be one of"),
     ({"weights": "/etc/passwd"}, "not offered by this server: weights"),
     ({"content_masks": "/tmp/a.png"}, "not offered by this server: content_masks"),

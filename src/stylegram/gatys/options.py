@@ -26,8 +26,8 @@ PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 # equal steps of strength are equal ratios of β). The default strength, 0.6, was chosen with
 # benchmarks/sweep_defaults.py and bench_defaults.py against neural-style-pt (README, Defaults).
 RELATIVE_LOG_BETA = (-0.32, 3.08)  # strength 0.4: β = 11, 0.6: 52, 0.8: 250
-START_IMAGES = ("content", "palette", "noise", "style")  # the named starts of ``init``; anything else is a file
-RELATIVE_TV_WEIGHT = 0.125  # relative to the photo's own total variation (l1-chroma form; README, Defaults)
+START_IMAGES = ("palette", "content", "noise", "style")  # the named starts of ``init``; anything else is a file
+RELATIVE_TV_WEIGHT = 0.4  # relative to the painting's own total variation (l1-chroma form; README, Defaults)
 PAPER_STYLE_WEIGHT = 1e3  # α/β = 1e-3, the ratio of the paper's Figure 2
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -66,12 +66,12 @@ class GatysOptions(Options):
         None, "β: weight of the style loss (default: from --style-strength, or 1000 with --objective paper); "
         "α/β sets the trade-off (lower = more style)", min=0)
     tv_weight: float | None = option(
-        None, "weight of the total-variation smoothness term (default: 0.125 on the relative objective, where it is "
-        "relative to the photo's own; 0 with --objective paper)", min=0)
+        None, "weight of the total-variation smoothness term (default: 0.4 on the relative objective, where it is "
+        "relative to the painting's own, see --tv-reference; 0 with --objective paper)", min=0)
     tv_reference: Literal["content", "style"] = option(
-        "content", "what the total-variation weight is relative to (relative objective): content, the photo's own "
-        "total variation; style, the painting's (per pixel, at the size the style image is used), so that a "
-        "textured painting is smoothed less than a smooth one")
+        "style", "what the total-variation weight is relative to (relative objective): style, the painting's own "
+        "(per pixel, at the size the style image is used), so that a textured painting is smoothed less than a "
+        "smooth one; content, the photo's")
     tv_norm: Literal["l1", "l2", "l1-chroma"] = option(
         "l1-chroma", "form of the total variation: l1 (absolute differences, smoothed at 0: removes faint ripple, "
         "keeps edges), l2 (squared differences), or l1-chroma (l1 plus the square of colour differences: also no "
@@ -95,7 +95,7 @@ class GatysOptions(Options):
     original_colors: bool = option(False, "keep the content's colours (luminance-only transfer)")
     color_transfer: Literal["none", "histogram"] = option(
         "none", "histogram: recolour the style image(s) to the content's colour mean and covariance first")
-    init: str = option("content", "start image: content, palette (the content in the style's colours), noise (the "
+    init: str = option("palette", "start image: palette (the content in the style's colours), content, noise (the "
                             "paper's white noise), style, or an image file")
     optimizer: Literal["lbfgs", "adam"] = option("lbfgs", "optimiser: lbfgs or adam")
     learning_rate: float | None = option(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)", above=0)
