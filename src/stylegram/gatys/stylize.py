@@ -73,8 +73,8 @@ def stylize(
 def _check_start_file(init: str) -> None:
     """An ``init`` that names no start image must be a readable image file: say so before any long work."""
     if not Path(init).exists():
-        raise UsageError(f"init must be {', '.join(START_IMAGES)} or an image file; {init!r} is neither "
-                         "(no such file)")
+        raise UsageError(f"init must be {', '.join(START_IMAGES)} or an image file; {init!r} is none of "
+                         "these (no such file)")
     images.load_image(init)
 
 

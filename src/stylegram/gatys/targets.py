@@ -51,7 +51,7 @@ def compute_targets(
 
 
 def term_weights(options: GatysOptions, content: Tensor, content_targets: dict[str, Tensor],
-                 style_targets: dict[str, Tensor], layer_w: Sequence[float], styles: Sequence[Tensor] = (),
+                 style_targets: dict[str, Tensor], layer_w: Sequence[float], styles: Sequence[Tensor],
                  ) -> tuple[dict[str, float], dict[str, float], float]:
     """The effective weight of every term: per content layer, per style layer, and of total variation.
 
@@ -82,7 +82,7 @@ def term_weights(options: GatysOptions, content: Tensor, content_targets: dict[s
         return content_w, style_w, 0.0
     # A flat image has no variation to be relative to: floor it at one grey level (1/255) per neighbour pair.
     per_pair_floor = 1 / 255.0**2 if options.tv_norm == "l2" else 1 / 255.0  # squared form: squared levels
-    if options.tv_reference == "style" and styles:
+    if options.tv_reference == "style" and styles:  # no style images (a pure reconstruction): the photo's
         blend = options.style_blend_weights or tuple(1.0 for _ in styles)
         per_pair = sum(b * float(losses.total_variation(s, options.tv_norm)) / _neighbour_pairs(s)
                        for b, s in zip(blend, styles, strict=True)) / sum(blend)
